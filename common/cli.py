@@ -1,0 +1,22 @@
+"""Shared command-line plumbing: quiet TensorFlow start-up and one-line errors for bad input."""
+import os
+import sys
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ start-up chatter; call before importing TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_cli(main, argv=None):
+    """Run `main(argv)`; a `PhotoEnhanceError` (bad user input) becomes one line on stderr and exit code 2."""
+    from common.errors import PhotoEnhanceError
+
+    try:
+        return main(argv)
+    except PhotoEnhanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is kept; re-run the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,35 @@
+"""Shared test set-up: CPU only, quiet TensorFlow, fixed seeds, and the real DPED sample data."""
+import os
+import pathlib
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("PHOTOENHANCE_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    np.random.seed(1234)
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """`../shared` beside the checkout (the real DPED sample); tests needing it skip without it."""
+    if not (SHARED / "dped").is_dir():
+        pytest.skip(f"shared DPED sample data not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def dped_sample(shared_dir):
+    return shared_dir / "dped"
