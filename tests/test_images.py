@@ -1,0 +1,69 @@
+"""common.images: every supported image kind becomes uint8 RGB; every bad file becomes a named error."""
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from common.errors import ImageReadError
+from common.images import list_images, read_image, to_float, to_uint8, write_image
+
+
+def test_real_patch_reads_as_uint8_rgb(dped_sample):
+    image = read_image(dped_sample / "patches" / "iphone" / "0.jpg")
+    assert image.shape == (100, 100, 3) and image.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "array, expected",
+    [
+        (np.full((4, 5), 200, np.uint8), np.full((4, 5, 3), 200, np.uint8)),  # gray
+        (np.dstack([np.full((4, 5, 3), 7, np.uint8), np.zeros((4, 5), np.uint8)]), np.full((4, 5, 3), 7, np.uint8)),  # RGBA
+        (np.full((4, 5), 65535, np.uint16), np.full((4, 5, 3), 255, np.uint8)),  # 16-bit gray PNG
+        (np.full((4, 5), 257 * 100, np.uint16), np.full((4, 5, 3), 100, np.uint8)),
+    ],
+)
+def test_png_kinds_become_rgb_uint8(tmp_path, array, expected):
+    path = tmp_path / "x.png"
+    iio.imwrite(path, array)
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_16bit_rgb_tiff_is_rounded_to_8_bits(tmp_path):
+    array = np.full((4, 5, 3), 257 * 100, np.uint16)
+    array[0, 0] = [0, 65535, 257 * 7]
+    path = tmp_path / "x.tif"
+    iio.imwrite(path, array)
+    expected = np.full((4, 5, 3), 100, np.uint8)
+    expected[0, 0] = [0, 255, 7]
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_bad_files_name_the_file_and_problem(tmp_path, dped_sample):
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(ImageReadError, match="missing.jpg: file not found"):
+        read_image(missing)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match="empty.jpg: file is empty"):
+        read_image(empty)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(ImageReadError, match="notes.jpg: cannot be decoded"):
+        read_image(text)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((dped_sample / "patches" / "iphone" / "0.jpg").read_bytes()[:400])
+    with pytest.raises(ImageReadError, match="truncated.jpg"):
+        read_image(truncated)
+
+
+def test_write_read_round_trip_and_conversions(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    write_image(tmp_path / "sub" / "a.png", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "sub" / "a.png"), image)
+    np.testing.assert_array_equal(to_uint8(to_float(image)), image)
+
+
+def test_list_images_sorts_numerically(tmp_path):
+    for name in ["10.jpg", "2.jpg", "1.png", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["1.png", "2.jpg", "10.jpg"]
