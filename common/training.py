@@ -1,0 +1,568 @@
+"""Training machinery shared by the DPED and pix2pix GANs (Keras 3 + tf.distribute).
+
+What a GAN trainer gets from here, in the order it uses it:
+
+- `get_strategy(name)`: "default" (one device) or "mirrored" (all local GPUs / logical devices). Build the
+  models, optimizers, metrics and the GAN itself inside `strategy.scope()`.
+- `configure_precision(mode)`: "auto" (mixed float16 when a GPU is present), "on"/True, "off"/False. Call
+  it before building any model; returns whether mixed precision is on.
+- `make_adam(lr, ..., mixed=...)`: Adam, wrapped in `keras.optimizers.LossScaleOptimizer` when mixed.
+  In `train_step` use `loss = opt.scale_loss(loss)` before the gradient and `opt.apply(grads, vars)`.
+- `build_optimizers((opt, model), ...)`: creates each optimizer's slots on its model's trainable variables
+  before `fit`, so checkpoints can be restored into them and MirroredStrategy creates them in scope.
+- `global_batch_size(local_batch)`: the per-step global batch inside `train_step` (local batch times the
+  replicas), to divide losses by with `common.losses.global_mean` / `tf.nn.compute_average_loss`.
+- `RunCheckpoint(directory, keep=3, **groups)`: atomic, resumable checkpoints of named groups of variables
+  (models, optimizers with their state, `keras.random.SeedGenerator`s, loose variables such as loss
+  weights and step counters). `save(step)` writes `ckpt-<step>.npz` through a temporary file and
+  `os.replace`, then moves the `latest.json` pointer the same way, so a crash mid-write leaves the last good
+  checkpoint intact. `restore()` returns the restored step (None when there is none) and raises
+  `CheckpointError` for an unreadable or mismatched checkpoint.
+- Callbacks, all subclasses of `StepCallback`, which counts the global step (starting at the restored
+  step) so they work unchanged across resumes and over the several `fit` calls of `fit_steps`:
+  `NaNGuard`, `CheckpointCallback`, `HistoryLogger` (RUN_DIR/history.jsonl), `TensorBoardLogger`,
+  `ValidationCallback` (PSNR/SSIM with a tqdm bar, best generator), `ProgressBar` (tqdm over all steps).
+  Put `NaNGuard` first; `CheckpointCallback` also refuses to save non-finite state on its own.
+- `fit_steps(model, make_dataset, start_step=, iterations=, steps_per_epoch=, callbacks=)`: drives
+  `model.fit` so that step `start_step` .. `iterations` run exactly once, with epochs aligned on multiples of
+  `steps_per_epoch` (so a resumed run logs and validates at the same steps as an uninterrupted one).
+  `make_dataset(step)` must return an infinite dataset whose first element is the batch for `step`.
+  Raises `TrainingDiverged` when the `NaNGuard` stopped training.
+
+Model hooks the callbacks use: `ValidationCallback` calls `model.enhance(x)` (the generator mapping of a
+[0, 1] input batch to a [0, 1] output batch) on each validation pair `(x, target)`.
+"""
+import json
+import math
+import os
+import pathlib
+import re
+import tempfile
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.errors import CheckpointError, TrainingDiverged
+
+HISTORY_FILE = "history.jsonl"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Strategy, precision, optimizers
+# ----------------------------------------------------------------------------------------------------------
+def get_strategy(name="default"):
+    """Return a tf.distribute strategy: "default" (one device) or "mirrored" (every local GPU, or the
+    logical CPU devices when there is no GPU)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    raise ValueError(f"unknown strategy {name!r}: use 'default' or 'mirrored'")
+
+
+def configure_precision(mode="auto"):
+    """Set the global Keras dtype policy and return True when mixed precision (float16 compute) is on.
+
+    "auto" turns it on only when a GPU is visible (it slows CPUs down); models must keep float32 outputs.
+    """
+    if isinstance(mode, str):
+        if mode not in ("auto", "on", "off"):
+            raise ValueError(f"unknown mixed-precision mode {mode!r}: use auto, on or off")
+        mixed = bool(tf.config.list_physical_devices("GPU")) if mode == "auto" else mode == "on"
+    else:
+        mixed = bool(mode)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    return mixed
+
+
+def make_adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, mixed=False, name=None):
+    """Adam with the given settings; wrapped in a dynamic LossScaleOptimizer when `mixed`."""
+    opt = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, name=name)
+    return keras.optimizers.LossScaleOptimizer(opt) if mixed else opt
+
+
+def build_optimizers(*pairs):
+    """Build each `(optimizer, model)` pair's slot variables on the model's trainable variables."""
+    for optimizer, model in pairs:
+        optimizer.build(model.trainable_variables)
+
+
+def global_batch_size(local_batch):
+    """Global batch of the current step inside `train_step`: the replica's batch times the replicas."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return tf.cast(local_batch, tf.float32) * replicas
+
+
+def replica_slice(values, local_batch):
+    """This replica's contiguous share of a tensor drawn for the whole global batch.
+
+    Random numbers drawn for the global batch and sliced per replica make MirroredStrategy match one
+    device exactly (the distributed dataset gives replica r the r-th contiguous part of each batch).
+    """
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * local_batch
+    return values[start:start + local_batch]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------------------
+def _variables_of(obj):
+    """The variables of a model, optimizer, SeedGenerator, variable or (nested) list of them, in order."""
+    if isinstance(obj, (list, tuple)):
+        return [v for item in obj for v in _variables_of(item)]
+    if isinstance(obj, keras.random.SeedGenerator):
+        return [obj.state]
+    if isinstance(obj, (keras.Variable, tf.Variable)):
+        return [obj]
+    if hasattr(obj, "variables"):
+        return list(obj.variables)
+    raise TypeError(f"cannot checkpoint {type(obj).__name__}: pass a model, optimizer, seed generator or variables")
+
+
+def _variable_value(v):
+    return np.asarray(v.numpy() if hasattr(v, "numpy") else keras.ops.convert_to_numpy(v))
+
+
+def _atomic_write(path, write):
+    """Call `write(file_object)` on a temporary file beside `path`, fsync it and rename it over `path`."""
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class RunCheckpoint:
+    """Atomic, resumable checkpoints of named variable groups in `directory`.
+
+    Example: `RunCheckpoint(run_dir / "checkpoints", keep=3, generator=g, discriminator=d,
+    g_optimizer=g_opt, d_optimizer=d_opt, state=[gan.step, *gan.loss_weights.values()])`.
+    Each group's variables are read at save/restore time, so optimizers must be built first
+    (`build_optimizers`). The newest `keep` checkpoints are kept.
+    """
+
+    _NAME = re.compile(r"ckpt-(\d+)\.npz$")
+
+    def __init__(self, directory, keep=3, **groups):
+        if not groups:
+            raise ValueError("RunCheckpoint needs at least one named group of variables")
+        self.directory = pathlib.Path(directory)
+        self.keep = max(1, int(keep))
+        self.groups = groups
+
+    @property
+    def pointer(self):
+        return self.directory / "latest.json"
+
+    def _flat(self):
+        out = []
+        for group, obj in self.groups.items():
+            for i, v in enumerate(_variables_of(obj)):
+                out.append((f"{group}/{i}:{getattr(v, 'path', None) or getattr(v, 'name', '')}", v))
+        return out
+
+    def paths(self):
+        """Existing checkpoint files, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := self._NAME.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest_path(self):
+        """The checkpoint `latest.json` points at, or None when this directory holds none."""
+        if not self.pointer.exists():
+            return None
+        try:
+            info = json.loads(self.pointer.read_text())
+            path = self.directory / info["file"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.pointer}: unreadable checkpoint pointer ({exc})") from None
+        if not path.exists():
+            raise CheckpointError(f"{self.pointer}: points at {path.name}, which does not exist")
+        return path
+
+    def save(self, step):
+        """Write the checkpoint for `step` (completed training steps) and return its path."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        flat = self._flat()
+        arrays = {f"v{i:05d}": _variable_value(v) for i, (_, v) in enumerate(flat)}
+        manifest = {"step": int(step), "names": [n for n, _ in flat],
+                    "shapes": [list(a.shape) for a in arrays.values()]}
+        arrays["manifest"] = np.array(json.dumps(manifest))
+        path = self.directory / f"ckpt-{int(step):08d}.npz"
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        _atomic_write(self.pointer, lambda f: f.write(json.dumps({"step": int(step), "file": path.name}).encode()))
+        for old in self.paths()[:-self.keep]:
+            if old != path:
+                old.unlink()
+        return path
+
+    def restore(self, path=None):
+        """Load `path` (default: the latest checkpoint) into the variables; return its step, or None if
+        there is no checkpoint. Raises `CheckpointError` when the file is unreadable or does not match."""
+        path = pathlib.Path(path) if path else self.latest_path()
+        if path is None:
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                manifest = json.loads(str(data["manifest"]))
+                arrays = [data[f"v{i:05d}"] for i in range(len(manifest["names"]))]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise CheckpointError(f"{path}: unreadable or incomplete checkpoint ({exc})") from None
+        flat = self._flat()
+        if len(flat) != len(arrays):
+            raise CheckpointError(
+                f"{path}: holds {len(arrays)} variables but this model has {len(flat)}; it was written by a "
+                "different model configuration (use another output folder or the same settings)")
+        for (name, var), saved_name, value in zip(flat, manifest["names"], arrays):
+            if tuple(var.shape) != value.shape:
+                raise CheckpointError(
+                    f"{path}: variable {saved_name} has shape {value.shape} but this model's {name} has "
+                    f"{tuple(var.shape)}; the checkpoint belongs to a different model configuration")
+        for (_, var), value in zip(flat, arrays):
+            var.assign(value)
+        return int(manifest["step"])
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temporary file renamed over `path` (a crash never leaves half a file)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Callbacks
+# ----------------------------------------------------------------------------------------------------------
+def _scalars(logs):
+    out = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[key] = float(np.asarray(value))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def append_jsonl(path, record):
+    """Append one JSON object as a line to `path`."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class StepCallback(keras.callbacks.Callback):
+    """A callback that knows the global training step: `self.step` is the number of completed steps.
+
+    `fit_steps` calls `start(start_step, total_steps)` once before training; each finished batch adds one.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+        self.total_steps = None
+
+    def start(self, start_step, total_steps):
+        self.step = int(start_step)
+        self.total_steps = int(total_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self.on_step_end(self.step, _scalars(logs))
+
+    def on_step_end(self, step, logs):
+        """Called after each training step with the global step and the logs as floats."""
+
+
+class NaNGuard(StepCallback):
+    """Stop training at the first non-finite logged loss; `fit_steps` then raises `TrainingDiverged`."""
+
+    def __init__(self):
+        super().__init__()
+        self.error = None
+
+    def start(self, start_step, total_steps):
+        super().start(start_step, total_steps)
+        self.error = None
+
+    def on_step_end(self, step, logs):
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad and self.error is None:
+            name, value = next(iter(bad.items()))
+            self.error = TrainingDiverged(
+                f"training diverged at step {step}: {name} = {value}; the state of that step was not saved, "
+                "the last good checkpoint is kept (lower the learning rate or loss weights and resume)")
+            self.model.stop_training = True
+
+
+class CheckpointCallback(StepCallback):
+    """Save `checkpoint` every `every_n_steps` steps and at the end of training, only while logs are finite."""
+
+    def __init__(self, checkpoint, every_n_steps):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._healthy = True
+        self._saved_step = None
+
+    def on_step_end(self, step, logs):
+        self._healthy = self._healthy and all(math.isfinite(v) for v in logs.values())
+        if self._healthy and step % self.every_n_steps == 0:
+            self._save(step)
+
+    def on_train_end(self, logs=None):
+        if self._healthy and self._saved_step != self.step:
+            self._save(self.step)
+
+    def _save(self, step):
+        self.checkpoint.save(step)
+        self._saved_step = step
+
+
+class HistoryLogger(StepCallback):
+    """Append `{"step": N, <every loss/metric>}` to RUN_DIR/history.jsonl every `every_n_steps` steps.
+
+    On (re)start, lines for steps after the restored step (logged before a crash, then lost) are dropped,
+    so the file describes exactly one run.
+    """
+
+    def __init__(self, run_dir, every_n_steps=10):
+        super().__init__()
+        self.path = pathlib.Path(run_dir) / HISTORY_FILE
+        self.every_n_steps = max(1, int(every_n_steps))
+
+    def start(self, start_step, total_steps):
+        super().start(start_step, total_steps)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= start_step]
+            _atomic_write(self.path, lambda f: f.write("".join(k + "\n" for k in kept).encode()))
+
+    def on_step_end(self, step, logs):
+        if step % self.every_n_steps == 0 or step == self.total_steps:
+            append_jsonl(self.path, {"step": step, **logs})
+
+
+class TensorBoardLogger(StepCallback):
+    """Scalars every `every_n_steps` steps; `log_images` writes input|output|target grids (validation)."""
+
+    def __init__(self, log_dir, every_n_steps=10):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        return self._writer
+
+    def on_step_end(self, step, logs):
+        if step % self.every_n_steps == 0:
+            self.log_scalars(step, logs)
+
+    def log_scalars(self, step, scalars):
+        with self.writer.as_default():
+            for key, value in scalars.items():
+                tf.summary.scalar(key, value, step=step)
+        self.writer.flush()
+
+    def log_images(self, step, inputs, outputs, targets, max_images=4, name="val/input_output_target"):
+        """Write one image per example: input, output and target side by side, all in [0, 1]."""
+        n = min(max_images, len(inputs))
+        grid = np.concatenate([np.clip(np.asarray(a[:n], np.float32), 0, 1) for a in (inputs, outputs, targets)],
+                              axis=2)
+        with self.writer.as_default():
+            tf.summary.image(name, grid, step=step, max_outputs=n)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+
+def _metric_functions(names):
+    from common import metrics
+
+    table = {"psnr": metrics.psnr, "ssim": metrics.ssim}
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"unknown validation metrics {unknown}: choose from {sorted(table)}")
+    return {n: table[n] for n in names}
+
+
+def evaluate_pairs(enhance, dataset, metrics=("psnr", "ssim"), desc="validation", progress=True):
+    """Mean of each metric over all `(input, target)` pairs of `dataset`, output clipped to [0, 1].
+
+    Returns `(means, first_batch)` where `first_batch` is `(input, output, target)` numpy arrays (for image
+    grids). `enhance` maps a [0, 1] batch to a [0, 1] batch.
+    """
+    from tqdm.auto import tqdm
+
+    funcs = _metric_functions(metrics)
+    sums = {n: 0.0 for n in funcs}
+    count = 0
+    first = None
+    try:
+        total = int(dataset.cardinality())
+    except (TypeError, ValueError, AttributeError):
+        total = None
+    for x, y in tqdm(dataset, desc=desc, total=total if total and total > 0 else None, leave=False,
+                     disable=not progress):
+        out = tf.clip_by_value(tf.cast(enhance(x), tf.float32), 0.0, 1.0)
+        y = tf.cast(y, tf.float32)
+        for n, fn in funcs.items():
+            sums[n] += float(tf.reduce_sum(fn(out, y, max_val=1.0)))
+        count += int(out.shape[0])
+        if first is None:
+            first = (np.asarray(x), np.asarray(out), np.asarray(y))
+    if count == 0:
+        raise ValueError("the validation dataset is empty")
+    return {n: s / count for n, s in sums.items()}, first
+
+
+class ValidationCallback(StepCallback):
+    """Every `every_n_steps` steps (and at the end): PSNR/SSIM of `model.enhance` over `val_dataset`.
+
+    Adds `val_<metric>` to the logs, appends `{"step", "val_psnr", "val_ssim"}` to RUN_DIR/history.jsonl,
+    writes image grids to `tensorboard` (a TensorBoardLogger) and, when `save_best` is given, calls
+    `save_best()` whenever `val_<monitor>` improves (best value kept in RUN_DIR/best.json across resumes).
+    `self.last` holds the latest results.
+    """
+
+    def __init__(self, val_dataset, every_n_steps, metrics=("psnr", "ssim"), run_dir=None, tensorboard=None,
+                 save_best=None, monitor="psnr", progress=True):
+        super().__init__()
+        self.val_dataset = val_dataset
+        self.every_n_steps = max(1, int(every_n_steps))
+        self.metrics = tuple(metrics)
+        _metric_functions(self.metrics)
+        self.run_dir = pathlib.Path(run_dir) if run_dir else None
+        self.tensorboard = tensorboard
+        self.save_best = save_best
+        self.monitor = monitor
+        self.progress = progress
+        self.last = None
+        self.best = -math.inf
+        self._validated_step = None
+        self._enhance = None
+
+    def start(self, start_step, total_steps):
+        super().start(start_step, total_steps)
+        best_file = self.run_dir / "best.json" if self.run_dir else None
+        if best_file and best_file.exists() and start_step > 0:
+            self.best = json.loads(best_file.read_text()).get(f"val_{self.monitor}", -math.inf)
+
+    def on_step_end(self, step, logs):
+        if step % self.every_n_steps == 0:
+            self.validate(step)
+
+    def on_train_end(self, logs=None):
+        if self._validated_step != self.step and not self.model.stop_training:
+            self.validate(self.step)
+
+    def validate(self, step):
+        """Run validation now for `step`; returns the `{"val_<metric>": value}` dict."""
+        if self._enhance is None:
+            self._enhance = tf.function(self.model.enhance, reduce_retracing=True)
+        means, first = evaluate_pairs(self._enhance, self.val_dataset, self.metrics,
+                                      desc=f"validation @ {step}", progress=self.progress)
+        results = {f"val_{k}": v for k, v in means.items()}
+        self.last = {"step": step, **results}
+        self._validated_step = step
+        if self.run_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            append_jsonl(self.run_dir / HISTORY_FILE, self.last)
+        if self.tensorboard is not None:
+            self.tensorboard.log_scalars(step, results)
+            self.tensorboard.log_images(step, *first)
+        value = results.get(f"val_{self.monitor}")
+        if self.save_best is not None and value is not None and value > self.best:
+            self.best = value
+            self.save_best()
+            if self.run_dir:
+                _atomic_write(self.run_dir / "best.json", lambda f: f.write(json.dumps(self.last).encode()))
+        return results
+
+
+class ProgressBar(StepCallback):
+    """One tqdm bar over all training steps ("step N/total") with the live losses."""
+
+    def __init__(self, keys=None, desc="training"):
+        super().__init__()
+        self.keys = keys
+        self.desc = desc
+        self.bar = None
+
+    def start(self, start_step, total_steps):
+        from tqdm.auto import tqdm
+
+        super().start(start_step, total_steps)
+        self.bar = tqdm(total=total_steps, initial=start_step, desc=self.desc, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, step, logs):
+        shown = {k: v for k, v in logs.items() if self.keys is None or k in self.keys}
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Driving fit
+# ----------------------------------------------------------------------------------------------------------
+def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, callbacks=(), verbose=0):
+    """Train steps `start_step` .. `iterations` with `model.fit`; return the number of completed steps.
+
+    Epoch boundaries sit on multiples of `steps_per_epoch` whatever the start step (a resumed run first
+    finishes its partial epoch), so per-epoch metric averages, logging and validation fall on the same
+    steps as in an uninterrupted run. `make_dataset(step)` builds the infinite, step-keyed dataset whose
+    first element is the batch for `step`. Raises `TrainingDiverged` if a `NaNGuard` stopped training.
+    """
+    callbacks = list(callbacks)
+    steps_per_epoch = max(1, int(steps_per_epoch))
+    for cb in callbacks:
+        if isinstance(cb, StepCallback):
+            cb.start(start_step, iterations)
+    step = int(start_step)
+    try:
+        while step < iterations:
+            head = (-step) % steps_per_epoch
+            if head:
+                chunk_epochs, spe = 1, min(head, iterations - step)
+            else:
+                whole = (iterations - step) // steps_per_epoch
+                chunk_epochs, spe = (whole, steps_per_epoch) if whole else (1, iterations - step)
+            initial_epoch = step // steps_per_epoch
+            model.fit(make_dataset(step), epochs=initial_epoch + chunk_epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
+            for cb in callbacks:
+                if isinstance(cb, NaNGuard) and cb.error is not None:
+                    raise cb.error
+            done = next((cb.step for cb in callbacks if isinstance(cb, StepCallback)), step + chunk_epochs * spe)
+            if model.stop_training or done <= step:
+                return done
+            step = done
+    finally:
+        for cb in callbacks:
+            if isinstance(cb, ProgressBar):
+                cb.close()
+    return step
