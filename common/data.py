@@ -1,0 +1,522 @@
+"""tf.data input pipelines for paired and synthetic photo-enhancement data.
+
+Python checks folders, names and file headers up front, so bad data fails with a `PhotoEnhanceError` that
+names the file; TensorFlow only ever decodes files that passed.
+
+Determinism: training pipelines are infinite and element k is a pure function of `(seed, start_step + k)`.
+Every step draws its pair indices (with replacement, like the DPED authors' random batches) and every
+example its crop/flip/colour decisions with stateless random ops keyed on `(seed, step)`, so a run resumed
+at a checkpoint step sees exactly the batches the uninterrupted run would have seen.
+
+Bad files (`validate=True`, the default): every file's header is read before the pipeline is built
+(`scan_images` / `scan_pairs`). A file that is missing, empty, not an image, truncated (JPEG without its
+end marker, PNG without IEND), CMYK, or in a format the TensorFlow decoders do not read (e.g. TIFF), raises
+`DataLayoutError` naming it; so do pairs of different sizes when the pipeline needs them equal, and
+images smaller than the crop. To train on a dataset that has a few bad files instead of stopping, call
+`scan_pairs(..., skip_bad=True)` yourself: it drops the bad pairs and returns a `DataReport` that counts
+and names them; pass the cleaned lists on with `validate=False`. Corruption inside the compressed data
+that leaves the header and end marker intact is only caught by `scan_*(decode=True)` (full decode with
+`common.images.read_image`). Inside the pipeline, `tf.io.decode_image(channels=3, expand_animations=False)`
+makes gray and gray+alpha RGB and drops alpha; 16-bit PNGs are rounded to 8 bits exactly as `read_image`
+does (v / 257).
+"""
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import pathlib
+
+import tensorflow as tf
+
+from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
+from common.images import list_images, read_image
+
+PHONES = ("iphone", "sony", "blackberry")
+DSLR = "canon"
+GET_DPED = (
+    "DPED is available from the project page http://people.ee.ethz.ch/~ihnatova/ (the 'dped' folder; "
+    "see also github.com/aiff22/DPED); or run with --demo to build a small offline demo dataset"
+)
+TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+NORMALIZATIONS = ("unit", "symmetric")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+# ----------------------------------------------------------------------------------------------- folders
+def dped_folders(data_dir, phone, split="train"):
+    """`(phone_dir, canon_dir)` of one DPED split, found in any of the usual places.
+
+    Accepted `data_dir`: the folder that holds `dped/`, the `dped/` folder itself, `dped/<phone>/`, or a
+    folder that directly holds `<phone>/` and `canon/` (such as a folder of test patches).
+    """
+    if split not in ("train", "test"):
+        raise PhotoEnhanceError(f"split must be 'train' or 'test', got {split!r}")
+    if not phone or os.sep in phone or phone in (".", ".."):
+        raise PhotoEnhanceError(f"phone must be a folder name such as {', '.join(PHONES)}; got {phone!r}")
+    root = pathlib.Path(data_dir).expanduser()
+    sub = ("training_data",) if split == "train" else ("test_data", "patches")
+    candidates = [base.joinpath(*sub) for base in (root / "dped" / phone, root / phone, root)] + [root]
+    looked = []
+    for folder in candidates:
+        pair = (folder / phone, folder / DSLR)
+        if pair[0].is_dir() and pair[1].is_dir():
+            return pair
+        looked.extend(str(p) for p in pair)
+    raise DatasetNotFoundError(
+        f"DPED {split} data for '{phone}' not found under {root}; looked for the folder pairs: "
+        + ", ".join(looked) + f". {GET_DPED}"
+    )
+
+
+def dped_full_size_dir(data_dir, phone):
+    """`dped/<phone>/test_data/full_size_test_images`, found like `dped_folders` finds patches."""
+    root = pathlib.Path(data_dir).expanduser()
+    sub = ("test_data", "full_size_test_images")
+    candidates = [base.joinpath(*sub) for base in (root / "dped" / phone, root / phone, root)]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise DatasetNotFoundError(
+        f"DPED full-size test photos for '{phone}' not found; looked in: "
+        + ", ".join(str(c) for c in candidates) + f". {GET_DPED}"
+    )
+
+
+def paired_files(dir_a, dir_b):
+    """Image files present in both folders, matched by name (stem), in natural order.
+
+    Raises `DataLayoutError` for a missing or empty folder and for names found in only one folder.
+    """
+    lists = []
+    for folder in (dir_a, dir_b):
+        folder = pathlib.Path(folder).expanduser()
+        if not folder.is_dir():
+            raise DataLayoutError(f"{folder}: folder not found" if not folder.exists() else f"{folder}: not a folder")
+        files = list_images(folder)
+        if not files:
+            raise DataLayoutError(f"{folder}: no images (expected .jpg/.png files)")
+        by_stem = {}
+        for f in files:
+            if f.stem in by_stem:
+                raise DataLayoutError(f"{folder}: two images share the name '{f.stem}' ({by_stem[f.stem].name}, {f.name})")
+            by_stem[f.stem] = f
+        lists.append(by_stem)
+    a, b = lists
+    only_a = [s for s in a if s not in b]
+    only_b = [s for s in b if s not in a]
+    if only_a or only_b:
+        parts = []
+        for only, here, there in ((only_a, dir_a, dir_b), (only_b, dir_b, dir_a)):
+            if only:
+                parts.append(f"{len(only)} image(s) in {here} have no partner in {there} "
+                             f"(e.g. {', '.join(a.get(s, b.get(s)).name for s in only[:5])})")
+        raise DataLayoutError("unpaired images: " + "; ".join(parts))
+    return [str(a[s]) for s in a], [str(b[s]) for s in a]
+
+
+# ----------------------------------------------------------------------------------------- validation
+@dataclasses.dataclass
+class DataReport:
+    """What a scan found: how many images (or pairs) were checked, used, and which were dropped and why."""
+
+    checked: int
+    used: int
+    problems: list = dataclasses.field(default_factory=list)  # "path: problem" strings
+    sizes: dict = dataclasses.field(default_factory=dict)  # (height, width) -> count, over used images
+
+    @property
+    def skipped(self):
+        return self.checked - self.used
+
+    def __str__(self):
+        text = f"{self.used} of {self.checked} usable"
+        if self.problems:
+            text += f"; skipped {self.skipped}: " + "; ".join(self.problems[:5])
+            if len(self.problems) > 5:
+                text += f"; ... ({len(self.problems) - 5} more)"
+        return text
+
+
+def _check_header(path):
+    """`((height, width), None)` for a file the pipeline can decode, else `(None, problem)`."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = pathlib.Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None, "file not found"
+    if size == 0:
+        return None, "file is empty"
+    try:
+        with open(path, "rb") as fh:
+            try:
+                with Image.open(fh) as im:
+                    fmt, (w, h), mode = im.format, im.size, im.mode
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                return None, f"not a readable image ({exc})"
+            fh.seek(max(0, size - 1024))
+            tail = fh.read()
+    except OSError as exc:
+        return None, f"cannot be read ({exc})"
+    if fmt not in TF_FORMATS:
+        return None, f"{fmt} files cannot be decoded by the TensorFlow pipeline; convert to PNG or JPEG"
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        return None, "truncated JPEG (no end-of-image marker)"
+    if fmt == "JPEG" and mode == "CMYK":
+        return None, "CMYK JPEG is not supported; convert to RGB"
+    if fmt == "PNG" and b"IEND" not in tail[-12:]:
+        return None, "truncated PNG (no IEND chunk)"
+    return (h, w), None
+
+
+def _check_decode(path):
+    size, problem = _check_header(path)
+    if problem:
+        return None, problem
+    try:
+        image = read_image(path)
+    except PhotoEnhanceError as exc:
+        return None, getattr(exc, "problem", str(exc))
+    return image.shape[:2], None
+
+
+def _scan(paths, decode):
+    check = _check_decode if decode else _check_header
+    if len(paths) < 256:
+        return [check(p) for p in paths]
+    from tqdm.auto import tqdm
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
+        return list(tqdm(pool.map(check, paths, chunksize=64), total=len(paths), desc="checking images",
+                         unit="file", leave=False))
+
+
+def scan_images(files, *, decode=False, skip_bad=False, min_size=None):
+    """Check image files before training: `(good_files, DataReport)`.
+
+    `decode=False` reads headers and end markers only (fast); `decode=True` fully decodes every file.
+    `min_size` `(h, w)`: images smaller than that are bad. Bad files raise `DataLayoutError` naming them
+    unless `skip_bad`, which drops and reports them.
+    """
+    files = [str(f) for f in files]
+    results = _scan(files, decode)
+    good, sizes, problems = [], collections.Counter(), []
+    for f, (size, problem) in zip(files, results):
+        if problem is None and min_size is not None and (size[0] < min_size[0] or size[1] < min_size[1]):
+            problem = f"image is {size[0]}x{size[1]}, smaller than the {min_size[0]}x{min_size[1]} crop"
+        if problem:
+            problems.append(f"{f}: {problem}")
+        else:
+            good.append(f)
+            sizes[size] += 1
+    report = DataReport(len(files), len(good), problems, dict(sizes))
+    if problems and not skip_bad:
+        raise DataLayoutError(_bad_message(report))
+    return good, report
+
+
+def scan_pairs(files_a, files_b, *, decode=False, skip_bad=False, same_size=True, min_size=None):
+    """Check image pairs: `(good_a, good_b, DataReport)`; a pair is bad if either file is, or (with
+    `same_size`) if its two images differ in size. Raises `DataLayoutError` unless `skip_bad`.
+    `report.sizes` counts the input images' sizes."""
+    files_a, files_b = [str(f) for f in files_a], [str(f) for f in files_b]
+    if len(files_a) != len(files_b):
+        raise DataLayoutError(f"got {len(files_a)} input files but {len(files_b)} targets")
+    results = _scan(files_a + files_b, decode)
+    res_a, res_b = results[: len(files_a)], results[len(files_a):]
+    good_a, good_b, problems, sizes = [], [], [], collections.Counter()
+    for fa, fb, (sa, pa), (sb, pb) in zip(files_a, files_b, res_a, res_b):
+        problem = f"{fa}: {pa}" if pa else (f"{fb}: {pb}" if pb else None)
+        if problem is None and same_size and sa != sb:
+            problem = f"{fa} is {sa[0]}x{sa[1]} but its partner {fb} is {sb[0]}x{sb[1]}"
+        if problem is None and min_size is not None:
+            for f, s in ((fa, sa), (fb, sb)):
+                if s[0] < min_size[0] or s[1] < min_size[1]:
+                    problem = f"{f}: image is {s[0]}x{s[1]}, smaller than the {min_size[0]}x{min_size[1]} crop"
+                    break
+        if problem:
+            problems.append(problem)
+        else:
+            good_a.append(fa)
+            good_b.append(fb)
+            sizes[sa] += 1
+    report = DataReport(len(files_a), len(good_a), problems, dict(sizes))
+    if problems and not skip_bad:
+        raise DataLayoutError(_bad_message(report))
+    return good_a, good_b, report
+
+
+def _bad_message(report):
+    lines = "; ".join(report.problems[:5])
+    more = f"; ... and {len(report.problems) - 5} more" if len(report.problems) > 5 else ""
+    return (f"{len(report.problems)} bad image(s) of {report.checked}: {lines}{more}. Fix or remove them, or "
+            "drop them with common.data.scan_pairs(..., skip_bad=True) and validate=False")
+
+
+# ------------------------------------------------------------------------------------------ tf pieces
+def decode_image(path):
+    """Read and decode one file inside tf.data: float32 [0, 1], `[H, W, 3]`, same values as `read_image`."""
+    data = tf.io.read_file(path)
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 25), "\0" * 25]), 0, 25)
+    is_png16 = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n"),
+        tf.equal(tf.strings.substr(head, 24, 1), b"\x10"),
+    )
+    image = tf.cond(
+        is_png16,
+        lambda: tf.round(tf.cast(tf.io.decode_png(data, channels=3, dtype=tf.uint16), tf.float32) / 257.0),
+        lambda: tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32),
+    )
+    image = image / 255.0
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _hw(size, name):
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise PhotoEnhanceError(f"{name} must be a positive int or (height, width), got {size!r}")
+    return size
+
+
+def _check_common(batch_size, seed, normalize):
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise PhotoEnhanceError(f"batch_size must be a positive int, got {batch_size!r}")
+    if seed is not None and not isinstance(seed, int):
+        raise PhotoEnhanceError(f"seed must be an int, got {seed!r}")
+    if normalize not in NORMALIZATIONS:
+        raise PhotoEnhanceError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+
+
+def _normalize(image, normalize):
+    return image * 2.0 - 1.0 if normalize == "symmetric" else image
+
+
+def _color_jitter(images, seed):
+    """One random brightness/contrast/saturation change applied identically to every image in `images`.
+
+    Seed 000 first decides at random (here p = 0.5) whether to augment, then jitters all three.
+    """
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(4)]
+    apply = tf.random.stateless_uniform([], seeds[0]) < 0.5
+    delta = tf.random.stateless_uniform([], seeds[1], -0.1, 0.1)
+    contrast = tf.random.stateless_uniform([], seeds[2], 0.8, 1.25)
+    saturation = tf.random.stateless_uniform([], seeds[3], 0.8, 1.25)
+
+    def jitter(x):
+        x = tf.image.adjust_brightness(x, delta)
+        x = tf.image.adjust_contrast(x, contrast)
+        x = tf.image.adjust_saturation(x, saturation)
+        return tf.clip_by_value(x, 0.0, 1.0)
+
+    return [tf.cond(apply, lambda x=x: jitter(x), lambda x=x: x) for x in images]
+
+
+def _transform(images, seed, resize, crop, flip, color_augment):
+    """Resize, crop, flip and colour-jitter a list of images with ONE set of random decisions."""
+    if resize is not None:
+        images = [tf.image.resize(x, resize, method="bilinear", antialias=True) for x in images]
+    if crop is not None or flip:
+        stacked = tf.concat(images, axis=-1)
+        if crop is not None:
+            stacked = tf.image.stateless_random_crop(stacked, [crop[0], crop[1], 3 * len(images)],
+                                                     seed=tf.random.experimental.stateless_fold_in(seed, 10))
+        if flip:
+            stacked = tf.image.stateless_random_flip_left_right(
+                stacked, seed=tf.random.experimental.stateless_fold_in(seed, 11))
+        images = tf.split(stacked, len(images), axis=-1)
+    if color_augment:
+        images = _color_jitter(images, tf.random.experimental.stateless_fold_in(seed, 12))
+    return images
+
+
+def _step_keyed_indices(seed, start_step, n, batch_size, groups=1):
+    """Infinite dataset of `(step_key, slot, index)` per example: `groups * batch_size` examples per step,
+    indices drawn with replacement from `stateless_uniform` keyed on `(seed, step)`."""
+    per_step = groups * batch_size
+
+    def draw(step):
+        key = tf.stack([tf.constant(seed, tf.int64), step])
+        index = tf.random.stateless_uniform([per_step], seed=tf.random.experimental.stateless_fold_in(key, 0),
+                                            minval=0, maxval=n, dtype=tf.int64)
+        return tf.tile(key[None], [per_step, 1]), tf.range(per_step, dtype=tf.int64), index
+
+    return tf.data.Dataset.counter(start_step, dtype=tf.int64).map(draw).unbatch()
+
+
+def _example_seed(key, slot):
+    return tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(key, 1), slot)
+
+
+def _group(ds, batch_size, groups):
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if groups > 1:
+        ds = ds.batch(groups, drop_remainder=True).map(
+            lambda *xs: tuple(tuple(x[g] for x in xs) for g in range(groups)))
+    return ds
+
+
+# ------------------------------------------------------------------------------------------ datasets
+def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, patch_size=None, resize=None,
+                        flip=False, color_augment=False, normalize="unit", batches_per_step=1, validate=True):
+    """Infinite training batches `(a, b)` of random pairs; element k depends only on `(seed, start_step + k)`.
+
+    Pairs are sampled with replacement per step (the DPED authors' random batches), so resuming with
+    `start_step` = the checkpoint step reproduces the uninterrupted run exactly. Both images of a pair get
+    the same resize (`(h, w)`, bilinear, antialiased), random crop (`patch_size`), mirror (`flip`) and
+    colour jitter (`color_augment`: brightness/contrast/saturation, applied with p = 0.5 as in seed 000).
+    The jitter must be identical for input and target: the model cannot see a jitter applied to the
+    target alone, so a different one would only teach it to guess colours. `normalize`: "unit" [0, 1] or
+    "symmetric" [-1, 1]. With `batches_per_step=2` each element is `((a1, b1), (a2, b2))`: DPED updates the
+    generator and the discriminator on separate random batches.
+    """
+    _check_common(batch_size, seed, normalize)
+    if seed is None:
+        raise PhotoEnhanceError("random_pair_batches needs an int seed (batches are keyed on (seed, step))")
+    if batches_per_step not in (1, 2):
+        raise PhotoEnhanceError(f"batches_per_step must be 1 or 2, got {batches_per_step!r}")
+    crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
+    if validate:
+        files_a, files_b, report = scan_pairs(files_a, files_b, same_size=resize is None,
+                                              min_size=None if resize else crop)
+        if crop is None and resize is None:
+            _require_one_size(report)
+    if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
+        raise PhotoEnhanceError(f"patch_size {crop} is larger than resize {resize}")
+    if not files_a or len(files_a) != len(files_b):
+        raise DataLayoutError(f"need the same non-zero number of inputs and targets, got {len(files_a)} and {len(files_b)}")
+    paths_a = tf.constant([str(f) for f in files_a])
+    paths_b = tf.constant([str(f) for f in files_b])
+
+    def load(key, slot, index):
+        a, b = decode_image(paths_a[index]), decode_image(paths_b[index])
+        a, b = _transform([a, b], _example_seed(key, slot), resize, crop, flip, color_augment)
+        return _normalize(a, normalize), _normalize(b, normalize)
+
+    ds = _step_keyed_indices(seed, start_step, len(files_a), batch_size, batches_per_step)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return _group(ds, batch_size, batches_per_step).prefetch(AUTOTUNE)
+
+
+def _require_one_size(report):
+    """Batching uncropped, unresized images needs them all the same size."""
+    if len(report.sizes) > 1:
+        common = sorted(report.sizes.items(), key=lambda kv: -kv[1])[:3]
+        examples = ", ".join(f"{n} are {h}x{w}" for (h, w), n in common)
+        raise DataLayoutError(f"images have different sizes ({examples}); set patch_size= or resize=, "
+                              "or use batch_size=1")
+
+
+def paired_folder_dataset(dir_a, dir_b, batch_size, *, shuffle=False, repeat=False, seed=None,
+                          patch_size=None, resize=None, normalize="unit", cache=False, drop_remainder=False,
+                          validate=True):
+    """Finite `(a, b)` batches of the pairs in two folders, in file order by default (evaluation).
+
+    `patch_size` takes a centre crop (same window for both); `resize` is applied first. `cache=True`
+    keeps the decoded images in memory after the first pass; `shuffle` reshuffles every epoch from `seed`.
+    """
+    _check_common(batch_size, seed, normalize)
+    crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
+    files_a, files_b = paired_files(dir_a, dir_b)
+    if validate:
+        files_a, files_b, report = scan_pairs(files_a, files_b, same_size=resize is None,
+                                              min_size=None if resize else crop)
+        if crop is None and resize is None and batch_size > 1:
+            _require_one_size(report)
+
+    def load(pa, pb):
+        images = [decode_image(pa), decode_image(pb)]
+        if resize is not None:
+            images = [tf.image.resize(x, resize, method="bilinear", antialias=True) for x in images]
+        if crop is not None:
+            images = [_center_crop(x, crop) for x in images]
+        return tuple(_normalize(x, normalize) for x in images)
+
+    ds = tf.data.Dataset.from_tensor_slices((files_a, files_b))
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(files_a), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def _center_crop(image, crop):
+    shape = tf.shape(image)
+    top, left = (shape[0] - crop[0]) // 2, (shape[1] - crop[1]) // 2
+    out = image[top: top + crop[0], left: left + crop[1]]
+    out.set_shape([crop[0], crop[1], 3])
+    return out
+
+
+def synthetic_pair_dataset(files, degrade_fn, batch_size, *, seed, crop_size=None, resize=None, flip=True,
+                           color_augment=False, normalize="unit", start_step=0, repeat=True, validate=True):
+    """`(degraded, clean)` batches made from clean photos by `degrade_fn(images_batch, seed_tensor)`.
+
+    The clean images are resized, cropped, flipped and jittered first; the degradation sees the finished
+    [0, 1] batch and a stateless seed `[2]` derived from `(seed, step)`, then both are normalised.
+    `repeat=True`: infinite random batches, element k a function of `(seed, start_step + k)`.
+    `repeat=False`: one pass over `files` in order (evaluation); batch k is still keyed on `(seed, k)`.
+    """
+    _check_common(batch_size, seed, normalize)
+    if seed is None:
+        raise PhotoEnhanceError("synthetic_pair_dataset needs an int seed")
+    crop, resize = _hw(crop_size, "crop_size"), _hw(resize, "resize")
+    if validate:
+        files, report = scan_images(files, min_size=None if resize else crop)
+        if crop is None and resize is None and batch_size > 1:
+            _require_one_size(report)
+    if not files:
+        raise DataLayoutError("no clean images given")
+    paths = tf.constant([str(f) for f in files])
+
+    def load(key, slot, index):
+        image = decode_image(paths[index])
+        (image,) = _transform([image], _example_seed(key, slot), resize, crop, flip, color_augment)
+        return key, image
+
+    def degrade(key, clean):
+        degraded = degrade_fn(clean, tf.random.experimental.stateless_fold_in(key[0], 2))
+        return _normalize(degraded, normalize), _normalize(clean, normalize)
+
+    if repeat:
+        ds = _step_keyed_indices(seed, start_step, len(files), batch_size)
+        drop = True
+    else:
+        ds = tf.data.Dataset.range(len(files)).map(
+            lambda i: (tf.stack([tf.constant(seed, tf.int64), i // batch_size]), i % batch_size, i))
+        drop = False
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size, drop_remainder=drop)
+    return ds.map(degrade, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+
+
+def patch_dataset(files, patch_size, *, seed, batch_size=1, start_step=0, flip=False, normalize="unit",
+                  validate=True):
+    """Infinite batches of random `patch_size` crops from large images (image and position keyed on
+    `(seed, start_step + k)`), e.g. DPED-sized patches from full-resolution photos."""
+    _check_common(batch_size, seed, normalize)
+    if seed is None:
+        raise PhotoEnhanceError("patch_dataset needs an int seed")
+    crop = _hw(patch_size, "patch_size")
+    if crop is None:
+        raise PhotoEnhanceError("patch_dataset needs a patch_size")
+    if validate:
+        files, _ = scan_images(files, min_size=crop)
+    if not files:
+        raise DataLayoutError("no images given")
+    paths = tf.constant([str(f) for f in files])
+
+    def load(key, slot, index):
+        (image,) = _transform([decode_image(paths[index])], _example_seed(key, slot), None, crop, flip, False)
+        return _normalize(image, normalize)
+
+    ds = _step_keyed_indices(seed, start_step, len(files), batch_size)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
