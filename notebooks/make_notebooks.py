@@ -1,0 +1,642 @@
+"""Generate the Colab notebooks from the cell sources below, stored without outputs.
+
+    python notebooks/make_notebooks.py        # rewrites notebooks/dped_colab.ipynb and pix2pix_colab.ipynb
+
+Edit the notebooks here (reviewable as code) and commit both this script and the generated files;
+`tests/test_notebooks.py` checks that they are in sync and executes them with papermill.
+"""
+import copy
+import pathlib
+import textwrap
+
+import nbformat
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def md(text):
+    return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(text, tags=()):
+    cell = nbformat.v4.new_code_cell(textwrap.dedent(text).strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cells shared by both notebooks
+# ----------------------------------------------------------------------------------------------------------
+SETUP_MD = md("""
+    ## 1. Set-up
+    The next cell finds the repository (or, in Colab, clones `REPO_URL` and installs its requirements),
+    and defines `run(...)`, which runs one of the project's commands (`python -m ...`) from the repository
+    root, streams its output here and stops the notebook if the command fails. Cells that only make sense in
+    Colab (Google Drive, uploads, downloads) check `IN_COLAB` and print what to do instead in plain Jupyter.
+""")
+
+SETUP_CODE = code('''
+    import codecs
+    import json
+    import os
+    import pathlib
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from IPython.display import Image, Markdown, display
+
+    try:
+        import google.colab  # noqa: F401  (present only inside Colab)
+        IN_COLAB = True
+    except ImportError:
+        IN_COLAB = False
+
+    if SMOKE:
+        # CI smoke run: the offline demo data, a handful of steps on the CPU, no downloads or uploads.
+        DATA_SOURCE, DEVICE, ALLOW_DOWNLOADS = "demo", "cpu", False
+        ITERATIONS, BATCH_SIZE, EVAL_EVERY = SMOKE_ITERATIONS, 2, SMOKE_ITERATIONS
+    if DEVICE == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow starts, here and in every command below
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+    def find_repo():
+        """The checkout this notebook belongs to: the current folder or one above it."""
+        for folder in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents):
+            if (folder / "common" / "plots.py").is_file() and (folder / "docs" / "ARCHITECTURE.md").is_file():
+                return folder
+        return None
+
+
+    REPO = find_repo()
+    if REPO is None and IN_COLAB:
+        if not REPO_URL:
+            raise SystemExit("Set REPO_URL in the parameters cell to this project's git URL (or upload the "
+                             "repository to /content and re-run).")
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/photo-enhance"], check=True)
+        REPO = pathlib.Path("/content/photo-enhance")
+    if REPO is None:
+        raise SystemExit("Start Jupyter inside the repository (e.g. in its notebooks/ folder) so the notebook "
+                         "can find the project's code.")
+    if IN_COLAB:
+        # Colab already ships TensorFlow/Keras within the project's ranges; pip only adds what is missing.
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(REPO / "requirements.txt")],
+                       check=True)
+    os.chdir(REPO)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+    from common import plots  # noqa: E402
+    from common.images import list_images, read_image  # noqa: E402
+
+    WORK = pathlib.Path(WORK_DIR).resolve()
+    FIGURES = WORK / "figures"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+
+
+    def run(*args):
+        """Run `python <args>` in the repository root, streaming its output; raise if it fails."""
+        command = [sys.executable, *map(str, args)]
+        print("$ python", " ".join(shlex.quote(c) for c in command[1:]), flush=True)
+        process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while chunk := process.stdout.read1(4096):
+            sys.stdout.write(decoder.decode(chunk))  # keeps tqdm's carriage returns: one updating bar
+            sys.stdout.flush()
+        if process.wait() != 0:
+            raise RuntimeError(f"command failed (exit code {process.returncode}): {' '.join(command[1:])}")
+
+
+    def show(figure, name, full_size=False):
+        """Save a figure under WORK/figures and display it (full_size: one image pixel per screen pixel)."""
+        path = FIGURES / f"{name}.png"
+        figure.savefig(path, dpi=figure.dpi)
+        display(Image(filename=str(path), unconfined=full_size))
+        return path
+
+
+    print(f"repository: {REPO}\\nin Colab: {IN_COLAB}\\nwork folder: {WORK}")
+''')
+
+GPU_MD = md("""
+    ## 2. GPU check: mixed precision and XLA
+    With a GPU whose tensor cores support float16 (compute capability 7.0 or newer, e.g. Colab's T4),
+    `MIXED_PRECISION = "auto"` trains in mixed float16: the layers compute in float16 while the weights stay
+    float32. The generator and the discriminator each get their own Keras 3 `LossScaleOptimizer`, which
+    multiplies that network's loss before differentiation and divides the gradients afterwards, so small
+    float16 gradients do not underflow; each scale adapts on its own, since the two losses have very
+    different magnitudes. `JIT_COMPILE = "auto"` compiles the train step with XLA on a GPU (fused kernels,
+    fewer launches) and leaves it off on the CPU, where compiling costs more than it saves.
+""")
+
+GPU_CODE = code('''
+    import tensorflow as tf
+
+    GPUS = tf.config.list_physical_devices("GPU")
+    if GPUS:
+        details = tf.config.experimental.get_device_details(GPUS[0])
+        capability = details.get("compute_capability", (0, 0))
+        print(f"GPU: {details.get('device_name', GPUS[0].name)}, compute capability {capability}")
+    else:
+        capability = (0, 0)
+        print("no GPU: training runs on the CPU (in Colab: Runtime > Change runtime type > T4 GPU)")
+    if MIXED_PRECISION == "auto":
+        USE_MIXED = "on" if GPUS and capability >= (7, 0) else "off"
+    else:
+        USE_MIXED = MIXED_PRECISION
+    USE_XLA = bool(GPUS) if JIT_COMPILE == "auto" else bool(JIT_COMPILE)
+    print(f"mixed precision: {USE_MIXED}; XLA: {'on' if USE_XLA else 'off'}")
+''')
+
+TENSORBOARD_MD = md("""
+    ## TensorBoard
+    Start TensorBoard before training to watch the losses and the validation images while the next cell
+    runs (in Colab and in Jupyter; skipped in the smoke run, which must not leave a server behind).
+""")
+
+
+def tensorboard_code(run_dir_expr):
+    return code(f'''
+        RUN_DIR = WORK / {run_dir_expr}
+        if SMOKE:
+            print("smoke run: TensorBoard not started")
+        else:
+            %load_ext tensorboard
+            %tensorboard --logdir "$RUN_DIR"
+    ''')
+
+
+STEP_TIME_CODE = code('''
+    # Measured step time: from the run's own log when it records one, else wall time over all steps.
+    summary_path = RUN_DIR / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    step_time = next((summary[k] for k in ("step_time_s", "seconds_per_step", "step_time") if k in summary), None)
+    if step_time is None:
+        step_time = TRAIN_SECONDS / ITERATIONS
+        print(f"(wall time including start-up, validation and saving: {TRAIN_SECONDS:.0f} s)")
+    device = "GPU" if GPUS else "CPU"
+    print(f"measured step time on {device}: {1000 * step_time:.1f} ms/step "
+          f"(batch {BATCH_SIZE}, mixed precision {USE_MIXED}, XLA {'on' if USE_XLA else 'off'})")
+''')
+
+CURVES_CODE = code('''
+    show(plots.plot_training_curves(RUN_DIR), "training_curves")
+    show(plots.plot_validation(RUN_DIR), "validation_curves")
+''')
+
+
+def metrics_table_code(names_expr):
+    return code(f'''
+        # One table: each evaluated model's metrics.md, which the evaluate command writes next to metrics.json.
+        for name in {names_expr}:
+            table = EVAL / name / "metrics.md"
+            if table.is_file():
+                display(Markdown(f"**{{name}}**\\n\\n" + table.read_text()))
+            for grid in sorted((EVAL / name).glob("*.png"))[:1]:
+                display(Image(filename=str(grid)))
+    ''')
+
+
+def export_code(module):
+    return code(f'''
+        EXPORT_DIR = WORK / "export" / RUN_DIR.name
+        run("-m", "{module}.export", *EXPORT_ARGS, "--weights", BEST, "--out", EXPORT_DIR)
+        archive = shutil.make_archive(str(EXPORT_DIR), "zip", root_dir=EXPORT_DIR)
+        print(f"SavedModel: {{EXPORT_DIR}}\\nzip: {{archive}} ({{os.path.getsize(archive) / 2**20:.1f}} MiB)")
+        loaded = tf.saved_model.load(str(EXPORT_DIR))
+        print("signatures:", sorted(loaded.signatures))
+        if IN_COLAB and not SMOKE:
+            from google.colab import files
+
+            files.download(archive)
+        else:
+            print("Outside Colab: copy the zip above (it is not downloaded automatically).")
+    ''')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DPED
+# ----------------------------------------------------------------------------------------------------------
+DPED = [
+    md("""
+        # DPED: DSLR-quality photos from a phone camera (Ignatov et al., ICCV 2017)
+
+        A small fully-convolutional network (one 9x9 convolution, four residual blocks of 3x3 convolutions
+        with instance normalisation, two more 3x3 convolutions and a 9x9 output convolution; about 400K
+        parameters) learns to turn a phone photo into what a DSLR would have taken of the same scene. It is
+        trained on aligned 100x100 patch pairs (e.g. iPhone 3GS vs Canon 70D) from the DPED dataset, and,
+        being fully convolutional, then enhances photos of any size.
+
+        Because the phone and DSLR patches are never perfectly aligned, a pixel-wise loss would blur the
+        result, so the training objective is a sum of four terms that each look at one aspect:
+        - **colour** (weight 0.5): both images are blurred with a wide Gaussian before they are compared, so
+          only brightness, contrast and colour must agree, not the exact position of edges;
+        - **texture** (weight 1): an adversarial term; a discriminator sees *grayscale* patches and guesses
+          whether each is the enhanced or the DSLR one, and the generator is rewarded for fooling it. Without
+          colour to go on, the discriminator can only judge texture and sharpness;
+        - **content** (weight 10): the distance between VGG-19 `relu5_4` features of the enhanced and the
+          phone photo, which keeps the objects and structure of the scene while allowing local change;
+        - **total variation** (weight 2000): penalises differences between neighbouring pixels, which keeps
+          the generator from adding high-frequency noise.
+
+        The weights are those of the authors' code (which produced their published models); the paper's
+        own values are a preset of `dped.train`. This notebook first enhances your photos with the authors'
+        pretrained models (no training needed), then trains, evaluates and exports a model of its own.
+    """),
+    md("""
+        ## Parameters
+        `SMOKE = True` is the CI setting: offline demo data, a few steps on the CPU, no downloads. For real
+        training in Colab choose a GPU runtime and leave `SMOKE = False`.
+
+        **Data.** `DATA_SOURCE = "demo"` builds a small DPED-layout dataset from scikit-image's sample photos
+        (the pipeline runs end to end, but the result is not a real enhancer). For the real dataset, download
+        DPED from the authors' project page (`http://people.ee.ethz.ch/~ihnatova/`), then either
+        - `DATA_SOURCE = "drive"`: upload it to Google Drive, preferably as one zip of the `dped` folder (reading
+          160K small files from Drive is very slow; the zip is unpacked to the Colab disk), and set
+          `DRIVE_PATH` to its place under `/content/drive`, e.g. `MyDrive/dped.zip`; or
+        - `DATA_SOURCE = "local"`: set `DATA_DIR` to the folder that holds `iphone/`, `sony/`, `blackberry/`.
+
+        Either way the layout is `<phone>/training_data/{<phone>,canon}/<i>.jpg` and
+        `<phone>/test_data/patches/{<phone>,canon}/<i>.jpg`.
+    """),
+    code('''
+        SMOKE = False              # CI smoke run: demo data, CPU, SMOKE_ITERATIONS steps, no downloads
+        SMOKE_ITERATIONS = 4
+        PHONE = "iphone"           # iphone | sony | blackberry
+        DATA_SOURCE = "demo"       # demo | drive | local
+        DRIVE_PATH = "MyDrive/dped.zip"  # under /content/drive: the dped folder, or a zip of it
+        DATA_DIR = ""              # DATA_SOURCE = "local": the folder holding iphone/, sony/, blackberry/
+        ITERATIONS = 20000         # the authors' schedule; about 1K-2K already shows the effect
+        BATCH_SIZE = 50
+        EVAL_EVERY = 1000
+        SEED = 42
+        DEVICE = "auto"            # auto (GPU when present) | cpu
+        MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
+        JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
+        PRETRAINED_DIR = ""        # folder with the authors' <phone>_orig.* files; "" downloads them
+        ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints from GitHub when PRETRAINED_DIR is empty
+        PHOTOS_DIR = ""            # your photos to enhance; "" = upload in Colab, else the demo photos
+        MAX_PHOTOS = 4
+        RESOLUTION = ""            # "" keeps each photo's size; orig | high | medium | small | tiny (authors' test)
+        WORK_DIR = "runs/notebook_dped"
+        REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
+    ''', tags=["parameters"]),
+    SETUP_MD,
+    SETUP_CODE,
+    GPU_MD,
+    GPU_CODE,
+    md("""
+        ## 3. Enhance photos with the authors' pretrained models (no training)
+        The authors published their trained generators as TF1 checkpoints (`models_orig/` in the
+        `aiff22/DPED` GitHub repository). `dped.enhance --original-checkpoint` reads them directly; large
+        photos are processed in overlapping tiles so they fit in memory.
+    """),
+    code('''
+        PRETRAINED_URL = "https://raw.githubusercontent.com/aiff22/DPED/master/models_orig/"
+        ORIGINAL = None
+        if PRETRAINED_DIR:
+            ORIGINAL = pathlib.Path(PRETRAINED_DIR).resolve() / f"{PHONE}_orig"
+            if not ORIGINAL.with_suffix(".index").is_file():
+                raise FileNotFoundError(f"{ORIGINAL}.index not found: PRETRAINED_DIR must hold {PHONE}_orig.index "
+                                        f"and {PHONE}_orig.data-00000-of-00001")
+        elif ALLOW_DOWNLOADS:
+            folder = WORK / "pretrained"
+            folder.mkdir(parents=True, exist_ok=True)
+            for suffix in (".index", ".data-00000-of-00001"):
+                target = folder / f"{PHONE}_orig{suffix}"
+                if not target.is_file():
+                    try:
+                        urllib.request.urlretrieve(PRETRAINED_URL + target.name, target)
+                    except OSError as error:
+                        print(f"could not download {target.name} ({error}); the authors' model is skipped")
+                        break
+            else:
+                ORIGINAL = folder / f"{PHONE}_orig"
+        print(f"authors' checkpoint: {ORIGINAL or 'not available (offline or smoke run)'}")
+    '''),
+    code('''
+        # Photos to enhance: PHOTOS_DIR, else an upload (Colab), else scikit-image's sample photos.
+        PHOTOS = WORK / "photos"
+        if PHOTOS_DIR:
+            PHOTOS = pathlib.Path(PHOTOS_DIR).resolve()
+        elif IN_COLAB and not SMOKE:
+            from google.colab import files
+
+            PHOTOS.mkdir(parents=True, exist_ok=True)
+            for name, data in files.upload().items():
+                (PHOTOS / name).write_bytes(data)
+        if not PHOTOS.is_dir() or not list_images(PHOTOS):
+            from common.demo_data import demo_photos
+            from common.images import write_image
+
+            for i, photo in enumerate(demo_photos()[:MAX_PHOTOS]):
+                write_image(PHOTOS / f"demo_{i}.png", photo)
+        PHOTO_FILES = list_images(PHOTOS)[:MAX_PHOTOS]
+        print(f"{len(PHOTO_FILES)} photo(s) from {PHOTOS}")
+    '''),
+    code('''
+        RESOLUTION_ARGS = ["--resolution", RESOLUTION, "--phone", PHONE] if RESOLUTION else []
+        if ORIGINAL is None:
+            print("skipped: the authors' checkpoint is not available")
+        else:
+            AUTHORS_OUT = WORK / "enhanced_authors"
+            run("-m", "dped.enhance", "--original-checkpoint", ORIGINAL, *PHOTO_FILES,
+                "--output-dir", AUTHORS_OUT, *RESOLUTION_ARGS)
+            for photo in PHOTO_FILES[:2]:
+                before = read_image(photo)
+                after = read_image(AUTHORS_OUT / f"{photo.stem}.png")
+                if before.shape != after.shape:  # --resolution resized the input: compare like with like
+                    from dped.enhance import prepare_resolution
+
+                    before = prepare_resolution(before, RESOLUTION, PHONE)
+                show(plots.side_by_side(before, after, titles=("phone photo", "authors' DPED model")),
+                     f"authors_{photo.stem}", full_size=True)
+    '''),
+    md("""
+        ## 4. Data
+        See the parameters cell for where the data can come from.
+    """),
+    code('''
+        if DATA_SOURCE == "demo":
+            from common.demo_data import build_demo_dped
+
+            DATA = WORK / "demo_dped"
+            build_demo_dped(DATA)
+        elif DATA_SOURCE == "drive":
+            if not IN_COLAB:
+                raise SystemExit('DATA_SOURCE = "drive" works in Colab only; use "local" with DATA_DIR here.')
+            from google.colab import drive
+
+            drive.mount("/content/drive")
+            source = pathlib.Path("/content/drive") / DRIVE_PATH
+            if source.suffix == ".zip":
+                DATA = pathlib.Path("/content/dped_local")
+                if not DATA.is_dir():
+                    print(f"unpacking {source} to {DATA} (once per Colab session)")
+                    shutil.unpack_archive(source, DATA)
+                inner = DATA / "dped"
+                DATA = inner if inner.is_dir() else DATA
+            else:
+                DATA = source
+        elif DATA_SOURCE == "local":
+            DATA = pathlib.Path(DATA_DIR).resolve()
+        else:
+            raise ValueError(f"DATA_SOURCE must be demo, drive or local, not {DATA_SOURCE!r}")
+        TRAIN_DIR = DATA / PHONE / "training_data"
+        TEST_DIR = DATA / PHONE / "test_data" / "patches"
+        for folder in (TRAIN_DIR / PHONE, TRAIN_DIR / "canon", TEST_DIR / PHONE, TEST_DIR / "canon"):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder} not found: expected the DPED layout described above under {DATA}")
+        print(f"data: {DATA}: {len(list_images(TRAIN_DIR / PHONE))} training pairs, "
+              f"{len(list_images(TEST_DIR / PHONE))} test pairs")
+    '''),
+    TENSORBOARD_MD,
+    tensorboard_code('f"dped_{PHONE}"'),
+    md("""
+        ## 5. Train
+        One generator step then one discriminator step per iteration, on separate random batches of
+        100x100 patch pairs; validation PSNR/SSIM every `EVAL_EVERY` steps keeps the best generator.
+        Re-running the cell resumes from the last checkpoint in `RUN_DIR`.
+    """),
+    code('''
+        start = time.perf_counter()
+        run("-m", "dped.train", "--phone", PHONE, "--data-dir", DATA, "--iterations", ITERATIONS,
+            "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--out", RUN_DIR,
+            "--mixed-precision", USE_MIXED, "--seed", SEED, *(["--jit-compile"] if USE_XLA else []))
+        TRAIN_SECONDS = time.perf_counter() - start
+        BEST = RUN_DIR / "best_generator.keras"
+        if not BEST.is_file():
+            BEST = RUN_DIR / "last_generator.keras"
+    '''),
+    STEP_TIME_CODE,
+    md("## 6. Training curves"),
+    CURVES_CODE,
+    md("""
+        ## 7. Evaluate
+        PSNR and SSIM on the test patches, in the PIRM-2018 challenge convention (per image on the clipped
+        output, then averaged), for the model trained here and, when available, the authors' model.
+    """),
+    code('''
+        EVAL = WORK / "eval"
+        run("-m", "dped.evaluate", "--phone", PHONE, "--weights", BEST, "--test-dir", TEST_DIR,
+            "--out", EVAL / "trained_here")
+        if ORIGINAL is not None:
+            run("-m", "dped.evaluate", "--phone", PHONE, "--original-checkpoint", ORIGINAL,
+                "--test-dir", TEST_DIR, "--out", EVAL / "authors")
+    '''),
+    metrics_table_code('("trained_here", "authors")'),
+    md("## 8. Before / after / target"),
+    code('''
+        SAMPLE = list_images(TEST_DIR / PHONE)[:4]
+        GRID_OUT = WORK / "enhanced_test_patches"
+        run("-m", "dped.enhance", "--weights", BEST, *SAMPLE, "--output-dir", GRID_OUT)
+        rows = [(read_image(p), read_image(GRID_OUT / f"{p.stem}.png"), read_image(TEST_DIR / "canon" / p.name))
+                for p in SAMPLE]
+        show(plots.image_grid(rows, titles=(PHONE, "enhanced (trained here)", "canon (DSLR)")), "test_grid")
+    '''),
+    md("""
+        ## 9. Full-resolution comparison
+        The phone photo and the enhanced one side by side, one image pixel per screen pixel (scroll to
+        inspect details; the PNG is saved under `WORK_DIR/figures`).
+    """),
+    code('''
+        OURS_OUT = WORK / "enhanced_trained_here"
+        run("-m", "dped.enhance", "--weights", BEST, PHOTO_FILES[0], "--output-dir", OURS_OUT, *RESOLUTION_ARGS)
+        before = read_image(PHOTO_FILES[0])
+        if RESOLUTION:
+            from dped.enhance import prepare_resolution
+
+            before = prepare_resolution(before, RESOLUTION, PHONE)
+        show(plots.side_by_side(before, read_image(OURS_OUT / f"{PHOTO_FILES[0].stem}.png"),
+                                titles=("phone photo", "enhanced (trained here)")), "full_resolution", full_size=True)
+    '''),
+    md("""
+        ## 10. Export and download
+        A SavedModel that takes uint8 photos of any size (`serving_default`) or float32 in [0, 1], for
+        TensorFlow Serving, TFLite conversion or `dped.enhance --saved-model`.
+    """),
+    code('EXPORT_ARGS = []'),
+    export_code("dped"),
+]
+
+# ----------------------------------------------------------------------------------------------------------
+# pix2pix
+# ----------------------------------------------------------------------------------------------------------
+PIX2PIX = [
+    md("""
+        # pix2pix for photo enhancement: phone->DSLR, deblurring, LDR->HDR, overexposure correction
+
+        pix2pix (Isola et al. 2017) is a conditional GAN: the generator sees the input photo and produces the
+        enhanced one; the discriminator sees the input *together with* either the real target or the
+        generator's output and must tell them apart.
+        - The **generator** is a U-Net: an encoder halves the resolution step by step down to a 1x1
+          bottleneck, a decoder grows it back, and skip connections hand each decoder level the encoder's
+          features of the same size, so fine detail does not have to squeeze through the bottleneck.
+        - The **discriminator** is a PatchGAN: a small convolutional network that scores every 70x70
+          neighbourhood of the pair as real or fake. It therefore judges local texture and sharpness, which is
+          exactly what a pixel loss gets wrong.
+        - The **adversarial loss** pushes the output towards what the discriminator accepts as real (sharp,
+          plausible detail); the **L1 loss** (weight 100) ties the output to the target pixel by pixel, which
+          fixes the low-frequency content: colours, brightness, layout. Together they give outputs that are
+          both faithful and crisp.
+
+        One notebook serves four tasks (chosen in the parameters cell), each a preset of `pix2pix.tasks`:
+        - `phone2dslr`: DPED phone/DSLR pairs resized to 64x64, a shallower U-Net, Wasserstein critic;
+        - `deblur`: DSLR photos blurred with a Gaussian (sigma 1), L1 plus a VGG perceptual loss;
+        - `ldr2hdr`: ReLU output so HDR values may exceed 1, instance normalisation;
+        - `overexposure`: overexposure simulated in linear light, least-squares GAN, spectral normalisation and
+          noise injection, L1 (50) plus a perceptual loss over five VGG-19 layers (100).
+    """),
+    md("""
+        ## Parameters
+        `SMOKE = True` is the CI setting: offline demo data, a few steps on the CPU, no downloads.
+        For real training pick a GPU runtime in Colab and point the data at your photos:
+        `DATA_SOURCE = "drive"` (Colab: a folder or zip under `/content/drive`, e.g. `MyDrive/photos.zip`) or
+        `"local"` (`DATA_DIR`). What the folder must hold depends on the task; `python -m pix2pix.train --help`
+        describes each task's layout, and `"demo"` builds a small dataset of the right layout offline.
+    """),
+    code('''
+        SMOKE = False              # CI smoke run: demo data, CPU, SMOKE_ITERATIONS steps, no downloads
+        SMOKE_ITERATIONS = 4
+        TASK = "deblur"            # phone2dslr | deblur | ldr2hdr | overexposure
+        DATA_SOURCE = "demo"       # demo | drive | local
+        DRIVE_PATH = "MyDrive/photos.zip"  # under /content/drive: a data folder, or a zip of it
+        DATA_DIR = ""              # DATA_SOURCE = "local": the task's data folder
+        ITERATIONS = 20000
+        BATCH_SIZE = 1             # pix2pix's own setting; the task presets document theirs
+        EVAL_EVERY = 1000
+        SEED = 42
+        DEVICE = "auto"            # auto (GPU when present) | cpu
+        MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
+        JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
+        ALLOW_DOWNLOADS = True
+        WORK_DIR = "runs/notebook_pix2pix"
+        REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
+    ''', tags=["parameters"]),
+    SETUP_MD,
+    SETUP_CODE,
+    GPU_MD,
+    GPU_CODE,
+    md("## 3. Data"),
+    code('''
+        DATA_ARGS = []
+        if DATA_SOURCE == "demo":
+            DATA_ARGS = ["--demo"]
+        elif DATA_SOURCE == "drive":
+            if not IN_COLAB:
+                raise SystemExit('DATA_SOURCE = "drive" works in Colab only; use "local" with DATA_DIR here.')
+            from google.colab import drive
+
+            drive.mount("/content/drive")
+            source = pathlib.Path("/content/drive") / DRIVE_PATH
+            DATA = source
+            if source.suffix == ".zip":
+                DATA = pathlib.Path("/content") / source.stem
+                if not DATA.is_dir():
+                    print(f"unpacking {source} to {DATA} (once per Colab session)")
+                    shutil.unpack_archive(source, DATA)
+            DATA_ARGS = ["--data-dir", DATA]
+        elif DATA_SOURCE == "local":
+            DATA_ARGS = ["--data-dir", pathlib.Path(DATA_DIR).resolve()]
+        else:
+            raise ValueError(f"DATA_SOURCE must be demo, drive or local, not {DATA_SOURCE!r}")
+        print("data:", DATA_ARGS)
+    '''),
+    TENSORBOARD_MD,
+    tensorboard_code('f"pix2pix_{TASK}"'),
+    md("""
+        ## 4. Train
+        Each iteration updates the discriminator, then the generator, on the same batch. Re-running the
+        cell resumes from the last checkpoint in `RUN_DIR`.
+    """),
+    code('''
+        start = time.perf_counter()
+        run("-m", "pix2pix.train", "--task", TASK, *DATA_ARGS, "--iterations", ITERATIONS,
+            "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--out", RUN_DIR,
+            "--mixed-precision", USE_MIXED, "--seed", SEED, *(["--jit-compile"] if USE_XLA else []))
+        TRAIN_SECONDS = time.perf_counter() - start
+        BEST = RUN_DIR / "best_generator.keras"
+        if not BEST.is_file():
+            BEST = RUN_DIR / "last_generator.keras"
+    '''),
+    STEP_TIME_CODE,
+    md("## 5. Training curves"),
+    CURVES_CODE,
+    md("""
+        ## 6. Evaluate
+        PSNR, SSIM and UQI of the input and of the generator's output against the target on the task's
+        test pairs.
+    """),
+    code('''
+        EVAL = WORK / "eval"
+        run("-m", "pix2pix.evaluate", "--task", TASK, *DATA_ARGS, "--weights", BEST, "--out", EVAL / TASK)
+    '''),
+    metrics_table_code("(TASK,)"),
+    md("""
+        ## 7. Before / after / target
+        Test inputs, the generator's outputs and the targets; for the overexposure task also seed 003's
+        luminance / contrast / saturation histograms, whose intersection with the targets' measures how well
+        the exposure was restored (100% = identical distributions).
+    """),
+    code('''
+        PAIRS = EVAL / TASK / "pairs"
+        inputs = list_images(PAIRS / "input")[:4]
+        rows = [(read_image(p), read_image(PAIRS / "output" / p.name), read_image(PAIRS / "target" / p.name))
+                for p in inputs]
+        show(plots.image_grid(rows, titles=("input", "output", "target")), "test_grid")
+        if TASK == "overexposure":
+            show(plots.exposure_histograms({"target": PAIRS / "target", "input": PAIRS / "input",
+                                            "output": PAIRS / "output"}), "exposure_histograms")
+    '''),
+    md("## 8. Full-resolution comparison"),
+    code('''
+        show(plots.side_by_side(read_image(inputs[0]), read_image(PAIRS / "output" / inputs[0].name),
+                                titles=("input", "output")), "full_resolution", full_size=True)
+    '''),
+    md("""
+        ## 9. Export and download
+        A SavedModel that takes uint8 photos of any size (padded internally to what the U-Net needs).
+    """),
+    code('EXPORT_ARGS = ["--task", TASK]'),
+    export_code("pix2pix"),
+]
+
+
+def build(cells):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = copy.deepcopy(cells)  # the shared cells get per-notebook ids
+    notebook.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "accelerator": "GPU",
+        "colab": {"provenance": [], "gpuType": "T4"},
+    }
+    nbformat.validate(notebook)
+    return notebook
+
+
+NOTEBOOKS = {"dped_colab.ipynb": DPED, "pix2pix_colab.ipynb": PIX2PIX}
+
+
+def render(name):
+    """The notebook `name` as the exact text this script writes (stable ids, so diffs stay small)."""
+    notebook = build(NOTEBOOKS[name])
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:02d}"
+    return nbformat.writes(notebook) + "\n"
+
+
+def main():
+    for name in NOTEBOOKS:
+        (HERE / name).write_text(render(name))
+        print(f"wrote {HERE / name}")
+
+
+if __name__ == "__main__":
+    main()
