@@ -32,12 +32,14 @@ What a GAN trainer gets from here, in the order it uses it:
 Model hooks the callbacks use: `ValidationCallback` calls `model.enhance(x)` (the generator mapping of a
 [0, 1] input batch to a [0, 1] output batch) on each validation pair `(x, target)`.
 """
+import importlib.util
 import json
 import math
 import os
 import pathlib
 import re
 import tempfile
+import warnings
 import zipfile
 
 import keras
@@ -92,9 +94,9 @@ def build_optimizers(*pairs):
 
 
 def global_batch_size(local_batch):
-    """Global batch of the current step inside `train_step`: the replica's batch times the replicas."""
+    """Global batch (int64) of the current step inside `train_step`: the replica's batch times the replicas."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return tf.cast(local_batch, tf.float32) * replicas
+    return tf.cast(local_batch, tf.int64) * replicas
 
 
 def replica_slice(values, local_batch):
@@ -358,13 +360,20 @@ class HistoryLogger(StepCallback):
 
 
 class TensorBoardLogger(StepCallback):
-    """Scalars every `every_n_steps` steps; `log_images` writes input|output|target grids (validation)."""
+    """Scalars every `every_n_steps` steps; `log_images` writes input|output|target grids (validation).
+
+    TensorFlow 2.21 no longer installs TensorBoard: without it this logger warns once and does nothing.
+    """
 
     def __init__(self, log_dir, every_n_steps=10):
         super().__init__()
         self.log_dir = str(log_dir)
         self.every_n_steps = max(1, int(every_n_steps))
         self._writer = None
+        self.enabled = importlib.util.find_spec("tensorboard") is not None
+        if not self.enabled:
+            warnings.warn("TensorBoard is not installed (pip install tensorboard): no TensorBoard logs are "
+                          "written; history.jsonl still holds every logged value", stacklevel=2)
 
     @property
     def writer(self):
@@ -377,6 +386,8 @@ class TensorBoardLogger(StepCallback):
             self.log_scalars(step, logs)
 
     def log_scalars(self, step, scalars):
+        if not self.enabled:
+            return
         with self.writer.as_default():
             for key, value in scalars.items():
                 tf.summary.scalar(key, value, step=step)
@@ -384,6 +395,8 @@ class TensorBoardLogger(StepCallback):
 
     def log_images(self, step, inputs, outputs, targets, max_images=4, name="val/input_output_target"):
         """Write one image per example: input, output and target side by side, all in [0, 1]."""
+        if not self.enabled:
+            return
         n = min(max_images, len(inputs))
         grid = np.concatenate([np.clip(np.asarray(a[:n], np.float32), 0, 1) for a in (inputs, outputs, targets)],
                               axis=2)
