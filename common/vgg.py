@@ -95,7 +95,7 @@ def _build_graph(layers, same_pooling, input_shape):
     """VGG-19 convolutional part up to the deepest requested layer, with Keras' layer names."""
     deepest = max(_LAYER_ORDER.index(name) for name in layers)
     inputs = keras.Input(shape=input_shape, name="rgb_unit")
-    x = VGGPreprocess(name="caffe_preprocess")(inputs)
+    x = VGGPreprocess(name="caffe_preprocess", dtype="float32")(inputs)
     taps = {}
     for name in _LAYER_ORDER[: deepest + 1]:
         block = int(name[5]) - 1
@@ -137,7 +137,12 @@ def _how_to_provide():
 
 
 def _check_reachable(timeout=5.0):
-    """Fail fast (OSError) when the weights host is unreachable, instead of waiting on a download."""
+    """Fail fast (OSError) when the weights host is unreachable, instead of waiting on a download.
+
+    Skipped behind an HTTP(S) proxy, where only the proxy is reachable and urllib goes through it.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
     with socket.create_connection(("storage.googleapis.com", 443), timeout=timeout):
         pass
 
