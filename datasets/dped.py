@@ -1,0 +1,64 @@
+"""TensorFlow Datasets builder for DPED (Ignatov et al. 2017), read from a manual download.
+
+Configs `iphone`, `sony`, `blackberry`; splits `train` (the `training_data` patches) and `test` (the
+`test_data/patches`); every example is one aligned 100x100 pair `{"phone": image, "dslr": image}` (the
+DSLR is a Canon 70D). Build and load:
+
+    import tensorflow_datasets as tfds
+    from datasets import dped  # registers the builder
+    ds = tfds.load("dped/iphone", split="train",
+                   download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+                       manual_dir="/path/to/folder/with/dped")})
+
+The JPEG files are stored as they are (no re-encoding), so pixels match the released files.
+"""
+import pathlib
+
+import tensorflow_datasets as tfds
+
+from common.data import DSLR, PHONES, dped_folders, paired_files, scan_pairs
+
+
+class DpedConfig(tfds.core.BuilderConfig):
+    """One phone of DPED."""
+
+    def __init__(self, *, phone, **kwargs):
+        super().__init__(name=phone, description=f"{phone} photos paired with Canon 70D photos", **kwargs)
+        self.phone = phone
+
+
+class Dped(tfds.core.GeneratorBasedBuilder):
+    """DPED: aligned 100x100 phone/DSLR patch pairs."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Patches of the released dataset, train and test splits."}
+    BUILDER_CONFIGS = [DpedConfig(phone=p) for p in PHONES]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+    Download DPED from http://people.ee.ethz.ch/~ihnatova/ (see also github.com/aiff22/DPED) and unpack it,
+    so that the manual directory holds `dped/<phone>/training_data/<phone>/<i>.jpg`,
+    `dped/<phone>/training_data/{DSLR}/<i>.jpg` and `dped/<phone>/test_data/patches/...` (the `dped/`
+    folder itself, or one `dped/<phone>/` folder, is accepted as the manual directory too).
+    """
+
+    def _info(self):
+        image = tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({"phone": image, "dslr": image}),
+            supervised_keys=("phone", "dslr"),
+            homepage="http://people.ee.ethz.ch/~ihnatova/",
+            citation="""@inproceedings{ignatov2017dslr,
+  title={DSLR-Quality Photos on Mobile Devices with Deep Convolutional Networks},
+  author={Ignatov, Andrey and Kobyshev, Nikolay and Timofte, Radu and Vanhoey, Kenneth and Van Gool, Luc},
+  booktitle={ICCV}, year={2017}}""",
+        )
+
+    def _split_generators(self, dl_manager):
+        phone = self.builder_config.phone
+        return {split: self._generate_examples(*dped_folders(dl_manager.manual_dir, phone, split))
+                for split in ("train", "test")}
+
+    def _generate_examples(self, phone_dir, dslr_dir):
+        files_phone, files_dslr = paired_files(phone_dir, dslr_dir)
+        files_phone, files_dslr, _ = scan_pairs(files_phone, files_dslr)
+        for fp, fd in zip(files_phone, files_dslr):
+            yield pathlib.Path(fp).stem, {"phone": fp, "dslr": fd}
