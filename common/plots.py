@@ -97,7 +97,7 @@ def _is_discriminator_key(key):
 
 
 def _draw_series(ax, entries, keys, empty_text):
-    """One line per key; log y-axis when all values are positive and span more than two decades."""
+    """One line per key; a log y-axis (symlog with negatives) when the magnitudes span over two decades."""
     drawn = []
     for key in keys:
         steps, values = _series(entries, key)
@@ -106,11 +106,15 @@ def _draw_series(ax, entries, keys, empty_text):
             drawn.append(values)
     if drawn:
         ax.legend(fontsize="small")
-        low = min(v.min() for v in drawn)
-        high = max(v.max() for v in drawn)
-        # Terms weighted by 2000 and by 0.5 share one axis: a log scale keeps both readable.
-        if low > 0 and high / low > 100:
-            ax.set_yscale("log")
+        values = np.concatenate(drawn)
+        magnitudes = np.abs(values[values != 0])
+        # Terms weighted by 2000 and by 0.5 share one axis: a log scale keeps both readable
+        # (symmetric log when a term such as DPED's texture loss is negative).
+        if len(magnitudes) and magnitudes.max() / magnitudes.min() > 100:
+            if values.min() > 0:
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=float(magnitudes.min()))
     else:
         ax.text(0.5, 0.5, empty_text, ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step")

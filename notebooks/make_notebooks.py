@@ -36,7 +36,12 @@ SETUP_MD = md("""
     Colab (Google Drive, uploads, downloads) check `IN_COLAB` and print what to do instead in plain Jupyter.
 """)
 
-SETUP_CODE = code('''
+def setup_code(smoke_extra=""):
+    """The set-up cell; `smoke_extra` adds notebook-specific smoke overrides (a line of Python)."""
+    return code(SETUP_SOURCE.replace("SMOKE_EXTRA", smoke_extra))
+
+
+SETUP_SOURCE = '''
     import codecs
     import json
     import os
@@ -46,7 +51,6 @@ SETUP_CODE = code('''
     import subprocess
     import sys
     import time
-    import urllib.request
 
     from IPython.display import Image, Markdown, display
 
@@ -58,8 +62,9 @@ SETUP_CODE = code('''
 
     if SMOKE:
         # CI smoke run: the offline demo data, a handful of steps on the CPU, no downloads or uploads.
-        DATA_SOURCE, DEVICE, ALLOW_DOWNLOADS = "demo", "cpu", False
-        ITERATIONS, BATCH_SIZE, EVAL_EVERY = SMOKE_ITERATIONS, 2, SMOKE_ITERATIONS
+        DATA_SOURCE, DEVICE = "demo", "cpu"
+        ITERATIONS, BATCH_SIZE, EVAL_EVERY, LOG_EVERY = SMOKE_ITERATIONS, 2, SMOKE_ITERATIONS, 1
+        SMOKE_EXTRA
     if DEVICE == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow starts, here and in every command below
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,17 +105,34 @@ SETUP_CODE = code('''
     ENV = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
 
 
-    def run(*args):
-        """Run `python <args>` in the repository root, streaming its output; raise if it fails."""
+    def run(*args, history=None):
+        """Run `python <args>` in the repository root, streaming its output; raise if it fails.
+
+        With `history` (a run's history.jsonl), returns `(seconds, step)` for each training line the
+        command appends, timed as it arrives: the step-time measurement below uses them.
+        """
         command = [sys.executable, *map(str, args)]
         print("$ python", " ".join(shlex.quote(c) for c in command[1:]), flush=True)
+        known = len(history.read_text().splitlines()) if history is not None and history.is_file() else 0
+        marks = []
         process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while chunk := process.stdout.read1(4096):
             sys.stdout.write(decoder.decode(chunk))  # keeps tqdm's carriage returns: one updating bar
             sys.stdout.flush()
+            if history is not None and history.is_file():
+                lines = history.read_text().splitlines()
+                for line in lines[known:]:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:  # a line still being written: read it next time
+                        break
+                    known += 1
+                    if any(not key.startswith("val_") for key in entry if key != "step"):
+                        marks.append((time.perf_counter(), entry["step"]))
         if process.wait() != 0:
             raise RuntimeError(f"command failed (exit code {process.returncode}): {' '.join(command[1:])}")
+        return marks
 
 
     def show(figure, name, full_size=False):
@@ -122,7 +144,7 @@ SETUP_CODE = code('''
 
 
     print(f"repository: {REPO}\\nin Colab: {IN_COLAB}\\nwork folder: {WORK}")
-''')
+'''
 
 GPU_MD = md("""
     ## 2. GPU check: mixed precision and XLA
@@ -163,9 +185,13 @@ TENSORBOARD_MD = md("""
 
 def tensorboard_code(run_dir_expr):
     return code(f'''
+        import importlib.util
+
         RUN_DIR = WORK / {run_dir_expr}
         if SMOKE:
             print("smoke run: TensorBoard not started")
+        elif importlib.util.find_spec("tensorboard") is None:
+            print("TensorBoard is not installed (pip install tensorboard); the curves below are drawn after training")
         else:
             %load_ext tensorboard
             %tensorboard --logdir "$RUN_DIR"
@@ -173,16 +199,16 @@ def tensorboard_code(run_dir_expr):
 
 
 STEP_TIME_CODE = code('''
-    # Measured step time: from the run's own log when it records one, else wall time over all steps.
-    summary_path = RUN_DIR / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    step_time = next((summary[k] for k in ("step_time_s", "seconds_per_step", "step_time") if k in summary), None)
-    if step_time is None:
-        step_time = TRAIN_SECONDS / ITERATIONS
-        print(f"(wall time including start-up, validation and saving: {TRAIN_SECONDS:.0f} s)")
+    # Measured step time: the median time per step between consecutive logged training steps (as their
+    # lines arrived in history.jsonl), which leaves out start-up and compilation before the first line and
+    # is robust to the few intervals that include validation or checkpointing.
+    rates = sorted((t2 - t1) / (s2 - s1) for (t1, s1), (t2, s2) in zip(MARKS, MARKS[1:]) if s2 > s1)
     device = "GPU" if GPUS else "CPU"
-    print(f"measured step time on {device}: {1000 * step_time:.1f} ms/step "
-          f"(batch {BATCH_SIZE}, mixed precision {USE_MIXED}, XLA {'on' if USE_XLA else 'off'})")
+    if rates:
+        print(f"measured step time on {device}: {1000 * rates[len(rates) // 2]:.1f} ms/step (batch {BATCH_SIZE}, "
+              f"mixed precision {USE_MIXED}, XLA {'on' if USE_XLA else 'off'}; median of {len(rates)} intervals)")
+    else:
+        print(f"too few logged steps to time (LOG_EVERY = {LOG_EVERY}); the whole command took {TRAIN_SECONDS:.0f} s")
 ''')
 
 CURVES_CODE = code('''
@@ -206,6 +232,7 @@ def metrics_table_code(names_expr):
 def export_code(module):
     return code(f'''
         EXPORT_DIR = WORK / "export" / RUN_DIR.name
+        shutil.rmtree(EXPORT_DIR, ignore_errors=True)  # the export command wants a new folder
         run("-m", "{module}.export", *EXPORT_ARGS, "--weights", BEST, "--out", EXPORT_DIR)
         archive = shutil.make_archive(str(EXPORT_DIR), "zip", root_dir=EXPORT_DIR)
         print(f"SavedModel: {{EXPORT_DIR}}\\nzip: {{archive}} ({{os.path.getsize(archive) / 2**20:.1f}} MiB)")
@@ -275,10 +302,12 @@ DPED = [
         ITERATIONS = 20000         # the authors' schedule; about 1K-2K already shows the effect
         BATCH_SIZE = 50
         EVAL_EVERY = 1000
+        LOG_EVERY = 100            # losses to history.jsonl / TensorBoard every N steps
         SEED = 42
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
+        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss; "" = Keras' cache or a download
         PRETRAINED_DIR = ""        # folder with the authors' <phone>_orig.* files; "" downloads them
         ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints from GitHub when PRETRAINED_DIR is empty
         PHOTOS_DIR = ""            # your photos to enhance; "" = upload in Colab, else the demo photos
@@ -288,7 +317,7 @@ DPED = [
         REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
     ''', tags=["parameters"]),
     SETUP_MD,
-    SETUP_CODE,
+    setup_code("ALLOW_DOWNLOADS, MAX_PHOTOS = False, 1"),
     GPU_MD,
     GPU_CODE,
     md("""
@@ -298,6 +327,8 @@ DPED = [
         photos are processed in overlapping tiles so they fit in memory.
     """),
     code('''
+        import urllib.request
+
         PRETRAINED_URL = "https://raw.githubusercontent.com/aiff22/DPED/master/models_orig/"
         ORIGINAL = None
         if PRETRAINED_DIR:
@@ -365,9 +396,10 @@ DPED = [
     code('''
         if DATA_SOURCE == "demo":
             from common.demo_data import build_demo_dped
+            from dped.train import DEMO_DATASET
 
             DATA = WORK / "demo_dped"
-            build_demo_dped(DATA)
+            build_demo_dped(DATA, phone=PHONE, seed=SEED, **DEMO_DATASET)  # the dataset `dped.train --demo` uses
         elif DATA_SOURCE == "drive":
             if not IN_COLAB:
                 raise SystemExit('DATA_SOURCE = "drive" works in Colab only; use "local" with DATA_DIR here.')
@@ -393,6 +425,8 @@ DPED = [
         for folder in (TRAIN_DIR / PHONE, TRAIN_DIR / "canon", TEST_DIR / PHONE, TEST_DIR / "canon"):
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} not found: expected the DPED layout described above under {DATA}")
+        # --demo: demo-sized defaults, and without the VGG-19 weights (offline) the content term is left out.
+        DATA_ARGS = ["--demo", "--data-dir", DATA] if DATA_SOURCE == "demo" else ["--data-dir", DATA]
         print(f"data: {DATA}: {len(list_images(TRAIN_DIR / PHONE))} training pairs, "
               f"{len(list_images(TEST_DIR / PHONE))} test pairs")
     '''),
@@ -406,9 +440,11 @@ DPED = [
     """),
     code('''
         start = time.perf_counter()
-        run("-m", "dped.train", "--phone", PHONE, "--data-dir", DATA, "--iterations", ITERATIONS,
-            "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--out", RUN_DIR,
-            "--mixed-precision", USE_MIXED, "--seed", SEED, *(["--jit-compile"] if USE_XLA else []))
+        MARKS = run("-m", "dped.train", "--phone", PHONE, *DATA_ARGS, "--iterations", ITERATIONS,
+                    "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--log-every", LOG_EVERY,
+                    "--out", RUN_DIR, "--mixed-precision", USE_MIXED, "--seed", SEED,
+                    *(["--jit-compile"] if USE_XLA else []), *(["--vgg-weights", VGG_WEIGHTS] if VGG_WEIGHTS else []),
+                    history=RUN_DIR / "history.jsonl")
         TRAIN_SECONDS = time.perf_counter() - start
         BEST = RUN_DIR / "best_generator.keras"
         if not BEST.is_file():
@@ -511,16 +547,16 @@ PIX2PIX = [
         ITERATIONS = 20000
         BATCH_SIZE = 1             # pix2pix's own setting; the task presets document theirs
         EVAL_EVERY = 1000
+        LOG_EVERY = 100            # losses to history.jsonl / TensorBoard every N steps
         SEED = 42
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
-        ALLOW_DOWNLOADS = True
         WORK_DIR = "runs/notebook_pix2pix"
         REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
     ''', tags=["parameters"]),
     SETUP_MD,
-    SETUP_CODE,
+    setup_code(),
     GPU_MD,
     GPU_CODE,
     md("## 3. Data"),
@@ -557,9 +593,10 @@ PIX2PIX = [
     """),
     code('''
         start = time.perf_counter()
-        run("-m", "pix2pix.train", "--task", TASK, *DATA_ARGS, "--iterations", ITERATIONS,
-            "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--out", RUN_DIR,
-            "--mixed-precision", USE_MIXED, "--seed", SEED, *(["--jit-compile"] if USE_XLA else []))
+        MARKS = run("-m", "pix2pix.train", "--task", TASK, *DATA_ARGS, "--iterations", ITERATIONS,
+                    "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--log-every", LOG_EVERY,
+                    "--out", RUN_DIR, "--mixed-precision", USE_MIXED, "--seed", SEED,
+                    *(["--jit-compile"] if USE_XLA else []), history=RUN_DIR / "history.jsonl")
         TRAIN_SECONDS = time.perf_counter() - start
         BEST = RUN_DIR / "best_generator.keras"
         if not BEST.is_file():

@@ -44,11 +44,14 @@ def test_training_curves_draw_each_loss_term_on_its_panel(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
-def test_training_curves_use_log_scale_only_when_terms_span_decades(tmp_path):
+def test_training_curves_use_a_log_scale_only_when_terms_span_decades(tmp_path):
     wide = [{"step": i, "content": 100.0, "tv": 0.01} for i in range(3)]
     narrow = [{"step": i, "g_loss": 2.0 + i, "l1": 1.0} for i in range(3)]
+    negative = [{"step": i, "color": 400.0, "texture": -1.5, "tv": 1e-4} for i in range(3)]
     assert plots.plot_training_curves(_write_history(tmp_path / "a", wide)).axes[0].get_yscale() == "log"
     assert plots.plot_training_curves(_write_history(tmp_path / "b", narrow)).axes[0].get_yscale() == "linear"
+    ax = plots.plot_training_curves(_write_history(tmp_path / "c", negative)).axes[0]
+    assert ax.get_yscale() == "symlog" and ax.yaxis.get_transform().linthresh == pytest.approx(1e-4)
 
 
 def test_validation_curves(tmp_path):
