@@ -227,8 +227,8 @@ def train(args):
         val_ds, every["eval_every"], run_dir=out, tensorboard=tb, progress=not args.no_progress,
         save_best=lambda: training.save_model_atomic(generator, out / "best_generator.keras"))
     timer = _make_step_timer()
-    callbacks = [training.NaNGuard(), training.CheckpointCallback(ckpt, checkpoint_every),
-                 training.HistoryLogger(out, every["log_every"]), tb, validation, timer]
+    callbacks = [timer, training.NaNGuard(), training.CheckpointCallback(ckpt, checkpoint_every),
+                 training.HistoryLogger(out, every["log_every"]), tb, validation]
     if not args.no_progress:
         callbacks.append(training.ProgressBar(keys=("d_loss", "g_loss", "g_l1"), desc=f"pix2pix {task.name}"))
 
