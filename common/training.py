@@ -546,9 +546,11 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
     """Train steps `start_step` .. `iterations` with `model.fit`; return the number of completed steps.
 
     Epoch boundaries sit on multiples of `steps_per_epoch` whatever the start step (a resumed run first
-    finishes its partial epoch), so per-epoch metric averages, logging and validation fall on the same
-    steps as in an uninterrupted run. `make_dataset(step)` builds the infinite, step-keyed dataset whose
-    first element is the batch for `step`. Raises `TrainingDiverged` if a `NaNGuard` stopped training.
+    finishes its partial epoch), so logging and validation fall on the same steps as in an uninterrupted
+    run. Weights, optimizer state and batches continue exactly from any step; the per-epoch running means
+    in the logs restart at the resume step, so they match the uninterrupted run's when it resumes on an
+    epoch boundary (checkpoints every `steps_per_epoch` steps or a divisor of it, `dped.train`'s default).
+    `make_dataset(step)` builds the infinite, step-keyed dataset whose first element is the batch for `step`. Raises `TrainingDiverged` if a `NaNGuard` stopped training.
     """
     callbacks = list(callbacks)
     steps_per_epoch = max(1, int(steps_per_epoch))
