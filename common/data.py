@@ -154,7 +154,9 @@ def _check_header(path):
                 with Image.open(fh) as im:
                     fmt, (w, h), mode = im.format, im.size, im.mode
             except (UnidentifiedImageError, OSError, ValueError) as exc:
-                return None, f"not a readable image ({exc})"
+                if "runcated" in str(exc):
+                    return None, "truncated file (its header is incomplete)"
+                return None, "not a readable image (unknown format or damaged header)"
             fh.seek(max(0, size - 1024))
             tail = fh.read()
     except OSError as exc:
@@ -256,17 +258,27 @@ def _bad_message(report):
 
 # ------------------------------------------------------------------------------------------ tf pieces
 def decode_image(path):
-    """Read and decode one file inside tf.data: float32 [0, 1], `[H, W, 3]`, same values as `read_image`."""
+    """Read and decode one file inside tf.data: float32 [0, 1], `[H, W, 3]`, the same pixels as `read_image`.
+
+    JPEGs use the accurate integer DCT (libjpeg's ISLOW, as Pillow does): TensorFlow's default fast DCT
+    differs by up to 19 levels on DPED patches, which shifts PSNR. 16-bit PNGs are rounded to 8 bits.
+    """
     data = tf.io.read_file(path)
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 25), "\0" * 25]), 0, 25)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
     is_png16 = tf.logical_and(
         tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n"),
         tf.equal(tf.strings.substr(head, 24, 1), b"\x10"),
     )
-    image = tf.cond(
-        is_png16,
-        lambda: tf.round(tf.cast(tf.io.decode_png(data, channels=3, dtype=tf.uint16), tf.float32) / 257.0),
-        lambda: tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32),
+    image = tf.case(
+        [
+            (is_jpeg, lambda: tf.cast(tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                                      tf.float32)),
+            (is_png16, lambda: tf.round(tf.cast(tf.io.decode_png(data, channels=3, dtype=tf.uint16),
+                                                tf.float32) / 257.0)),
+        ],
+        default=lambda: tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32),
+        exclusive=True,
     )
     image = image / 255.0
     image.set_shape([None, None, 3])
