@@ -142,8 +142,9 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
 def build_demo_clean(root, min_side=256):
     """Write the demo photos as clean PNGs for the synthetic tasks: `<root>/train/*.png`, `<root>/test/*.png`.
 
-    Split by photo (`TEST_PHOTOS` are the test set). Photos with a short side below `min_side` are
-    upscaled to it, so crops of that size always fit. Reused when complete; returns `root`.
+    Split by photo (`TEST_PHOTOS` are the test set). Each photo is rescaled so its short side lies in
+    [min_side, 2 * min_side]: crops of `min_side` always fit and the files stay small. Reused when
+    complete; returns `root`.
     """
     if not isinstance(min_side, int) or min_side < 1:
         raise PhotoEnhanceError(f"min_side must be a positive int, got {min_side!r}")
@@ -157,8 +158,9 @@ def build_demo_clean(root, min_side=256):
         shutil.rmtree(tmp)
     for name, photo in _named_photos().items():
         split = "test" if name in TEST_PHOTOS else "train"
-        if min(photo.shape[:2]) < min_side:
-            photo = _resize_short_side(photo, min_side)
+        short = min(photo.shape[:2])
+        if not min_side <= short <= 2 * min_side:
+            photo = _resize_short_side(photo, min(max(short, min_side), 2 * min_side))
         write_image(tmp / split / f"{name}.png", photo)
     for split in ("train", "test"):
         if (root / split).exists():
