@@ -140,7 +140,6 @@ SETUP_SOURCE = '''
         path = FIGURES / f"{name}.png"
         figure.savefig(path, dpi=figure.dpi)
         display(Image(filename=str(path), unconfined=full_size))
-        return path
 
 
     print(f"repository: {REPO}\\nin Colab: {IN_COLAB}\\nwork folder: {WORK}")
@@ -199,14 +198,17 @@ def tensorboard_code(run_dir_expr):
 
 
 STEP_TIME_CODE = code('''
-    # Measured step time: the median time per step between consecutive logged training steps (as their
-    # lines arrived in history.jsonl), which leaves out start-up and compilation before the first line and
-    # is robust to the few intervals that include validation or checkpointing.
+    # Measured step time: the run's own measurement (summary.json "step_time_s") when it records one, else
+    # the median time per step between consecutive logged steps as their lines arrived in history.jsonl.
+    # Both leave out start-up and compilation, and the median is robust to the few intervals that include
+    # validation or checkpointing.
+    summary = json.loads((RUN_DIR / "summary.json").read_text()) if (RUN_DIR / "summary.json").is_file() else {}
     rates = sorted((t2 - t1) / (s2 - s1) for (t1, s1), (t2, s2) in zip(MARKS, MARKS[1:]) if s2 > s1)
+    STEP_TIME = summary.get("step_time_s") or (rates[len(rates) // 2] if rates else None)
     device = "GPU" if GPUS else "CPU"
-    if rates:
-        print(f"measured step time on {device}: {1000 * rates[len(rates) // 2]:.1f} ms/step (batch {BATCH_SIZE}, "
-              f"mixed precision {USE_MIXED}, XLA {'on' if USE_XLA else 'off'}; median of {len(rates)} intervals)")
+    if STEP_TIME:
+        print(f"measured step time on {device}: {1000 * STEP_TIME:.1f} ms/step (batch {BATCH_SIZE}, "
+              f"mixed precision {USE_MIXED}, XLA {'on' if USE_XLA else 'off'})")
     else:
         print(f"too few logged steps to time (LOG_EVERY = {LOG_EVERY}); the whole command took {TRAIN_SECONDS:.0f} s")
 ''')
@@ -219,13 +221,11 @@ CURVES_CODE = code('''
 
 def metrics_table_code(names_expr):
     return code(f'''
-        # One table: each evaluated model's metrics.md, which the evaluate command writes next to metrics.json.
+        # The metrics table that the evaluate command writes (metrics.md, beside metrics.json) for each model.
         for name in {names_expr}:
             table = EVAL / name / "metrics.md"
             if table.is_file():
-                display(Markdown(f"**{{name}}**\\n\\n" + table.read_text()))
-            for grid in sorted((EVAL / name).glob("*.png"))[:1]:
-                display(Image(filename=str(grid)))
+                display(Markdown(table.read_text()))
     ''')
 
 
@@ -469,12 +469,10 @@ DPED = [
     metrics_table_code('("trained_here", "authors")'),
     md("## 8. Before / after / target"),
     code('''
-        SAMPLE = list_images(TEST_DIR / PHONE)[:4]
-        GRID_OUT = WORK / "enhanced_test_patches"
-        run("-m", "dped.enhance", "--weights", BEST, *SAMPLE, "--output-dir", GRID_OUT)
-        rows = [(read_image(p), read_image(GRID_OUT / f"{p.stem}.png"), read_image(TEST_DIR / "canon" / p.name))
-                for p in SAMPLE]
-        show(plots.image_grid(rows, titles=(PHONE, "enhanced (trained here)", "canon (DSLR)")), "test_grid")
+        # Test patches: phone | enhanced | DSLR, as drawn by the evaluate command (common.plots.image_grid).
+        for name in ("trained_here", "authors"):
+            if (EVAL / name / "examples.png").is_file():
+                display(Markdown(f"**{name.replace('_', ' ')}**"), Image(filename=str(EVAL / name / "examples.png")))
     '''),
     md("""
         ## 9. Full-resolution comparison
@@ -561,9 +559,8 @@ PIX2PIX = [
     GPU_CODE,
     md("## 3. Data"),
     code('''
-        DATA_ARGS = []
         if DATA_SOURCE == "demo":
-            DATA_ARGS = ["--demo"]
+            DATA = WORK / f"demo_{TASK}"  # built by the train command, offline, from scikit-image's photos
         elif DATA_SOURCE == "drive":
             if not IN_COLAB:
                 raise SystemExit('DATA_SOURCE = "drive" works in Colab only; use "local" with DATA_DIR here.')
@@ -577,12 +574,15 @@ PIX2PIX = [
                 if not DATA.is_dir():
                     print(f"unpacking {source} to {DATA} (once per Colab session)")
                     shutil.unpack_archive(source, DATA)
-            DATA_ARGS = ["--data-dir", DATA]
         elif DATA_SOURCE == "local":
-            DATA_ARGS = ["--data-dir", pathlib.Path(DATA_DIR).resolve()]
+            DATA = pathlib.Path(DATA_DIR).resolve()
         else:
             raise ValueError(f"DATA_SOURCE must be demo, drive or local, not {DATA_SOURCE!r}")
-        print("data:", DATA_ARGS)
+        if DATA_SOURCE == "demo":
+            DATA_ARGS, EVAL_DATA_ARGS = ["--demo", "--data-dir", DATA], ["--demo", "--demo-dir", DATA]
+        else:
+            DATA_ARGS = EVAL_DATA_ARGS = ["--data-dir", DATA]
+        print(f"data: {DATA}")
     '''),
     TENSORBOARD_MD,
     tensorboard_code('f"pix2pix_{TASK}"'),
@@ -607,33 +607,35 @@ PIX2PIX = [
     CURVES_CODE,
     md("""
         ## 6. Evaluate
-        PSNR, SSIM and UQI of the input and of the generator's output against the target on the task's
-        test pairs.
+        PSNR, SSIM and UQI against the targets of the task's test pairs, for the generator's output, for the
+        degraded input itself and for a classical baseline (e.g. deconvolution for deblurring).
     """),
     code('''
         EVAL = WORK / "eval"
-        run("-m", "pix2pix.evaluate", "--task", TASK, *DATA_ARGS, "--weights", BEST, "--out", EVAL / TASK)
+        # --seed: the training run's seed, which chose the train/val/test split of a flat photo folder.
+        run("-m", "pix2pix.evaluate", "--task", TASK, *EVAL_DATA_ARGS, "--seed", SEED, "--weights", BEST,
+            "--out", EVAL / TASK)
     '''),
     metrics_table_code("(TASK,)"),
     md("""
         ## 7. Before / after / target
-        Test inputs, the generator's outputs and the targets; for the overexposure task also seed 003's
+        Test inputs, the generator's outputs, the classical baseline and the targets; for the overexposure
+        task also seed 003's
         luminance / contrast / saturation histograms, whose intersection with the targets' measures how well
         the exposure was restored (100% = identical distributions).
     """),
     code('''
+        # input | output | classical baseline | target, as drawn by the evaluate command (common.plots.image_grid).
+        display(Image(filename=str(EVAL / TASK / "examples.png")))
         PAIRS = EVAL / TASK / "pairs"
-        inputs = list_images(PAIRS / "input")[:4]
-        rows = [(read_image(p), read_image(PAIRS / "output" / p.name), read_image(PAIRS / "target" / p.name))
-                for p in inputs]
-        show(plots.image_grid(rows, titles=("input", "output", "target")), "test_grid")
         if TASK == "overexposure":
             show(plots.exposure_histograms({"target": PAIRS / "target", "input": PAIRS / "input",
                                             "output": PAIRS / "output"}), "exposure_histograms")
     '''),
     md("## 8. Full-resolution comparison"),
     code('''
-        show(plots.side_by_side(read_image(inputs[0]), read_image(PAIRS / "output" / inputs[0].name),
+        first = list_images(PAIRS / "input")[0]
+        show(plots.side_by_side(read_image(first), read_image(PAIRS / "output" / first.name),
                                 titles=("input", "output")), "full_resolution", full_size=True)
     '''),
     md("""

@@ -68,7 +68,8 @@ def test_dped_notebook_runs_end_to_end(tmp_path):
                         PRETRAINED_DIR=str(pretrained) if (pretrained / "iphone_orig.index").is_file() else "")
     work = tmp_path / "work"
     figures = {p.stem for p in (work / "figures").glob("*.png")}
-    assert {"training_curves", "validation_curves", "test_grid", "full_resolution"} <= figures
+    assert {"training_curves", "validation_curves", "full_resolution"} <= figures
+    assert (work / "eval" / "trained_here" / "examples.png").is_file()
     assert (work / "export" / "dped_iphone.zip").is_file()
     assert json.loads((work / "eval" / "trained_here" / "metrics.json").read_text())
     text = _text_outputs(notebook)
@@ -84,7 +85,7 @@ def test_pix2pix_notebook_runs_end_to_end(tmp_path):
     notebook = _execute("pix2pix_colab.ipynb", tmp_path, TASK="overexposure")
     work = tmp_path / "work"
     figures = {p.stem for p in (work / "figures").glob("*.png")}
-    assert {"training_curves", "validation_curves", "test_grid", "exposure_histograms",
-            "full_resolution"} <= figures
+    assert {"training_curves", "validation_curves", "exposure_histograms", "full_resolution"} <= figures
+    assert (work / "eval" / "overexposure" / "examples.png").is_file()
     assert (work / "export" / "pix2pix_overexposure.zip").is_file()
     assert "measured step time on CPU" in _text_outputs(notebook)
