@@ -15,7 +15,7 @@ from common.errors import PhotoEnhanceError
 
 DEFAULT_TILE = 768
 DEFAULT_OVERLAP = 128
-MIN_TILE = 64
+MIN_TILE = 8
 
 
 def estimate_memory_bytes(height, width, channels=64, live_tensors=8, bytes_per_value=4):
