@@ -98,7 +98,8 @@ def paired_files(dir_a, dir_b):
         by_stem = {}
         for f in files:
             if f.stem in by_stem:
-                raise DataLayoutError(f"{folder}: two images share the name '{f.stem}' ({by_stem[f.stem].name}, {f.name})")
+                raise DataLayoutError(
+                    f"{folder}: two images share the name '{f.stem}' ({by_stem[f.stem].name}, {f.name})")
             by_stem[f.stem] = f
         lists.append(by_stem)
     a, b = lists
@@ -401,7 +402,8 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
         raise PhotoEnhanceError(f"patch_size {crop} is larger than resize {resize}")
     if not files_a or len(files_a) != len(files_b):
-        raise DataLayoutError(f"need the same non-zero number of inputs and targets, got {len(files_a)} and {len(files_b)}")
+        raise DataLayoutError(
+            f"need the same non-zero number of inputs and targets, got {len(files_a)} and {len(files_b)}")
     paths_a = tf.constant([str(f) for f in files_a])
     paths_b = tf.constant([str(f) for f in files_b])
 
