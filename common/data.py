@@ -386,7 +386,9 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     The jitter must be identical for input and target: the model cannot see a jitter applied to the
     target alone, so a different one would only teach it to guess colours. `normalize`: "unit" [0, 1] or
     "symmetric" [-1, 1]. With `batches_per_step=2` each element is `((a1, b1), (a2, b2))`: DPED updates the
-    generator and the discriminator on separate random batches.
+    generator and the discriminator on separate random batches. `validate` checks every file's header
+    first (see the module docstring). Files are decoded in parallel and read on every use, with no
+    in-memory cache (DPED's 320K files would not fit): on a slow network drive copy the data locally.
     """
     _check_common(batch_size, seed, normalize)
     if seed is None:
