@@ -28,7 +28,7 @@ METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "uqi")
 
 
 def _prepare(a, b, max_val, name):
-    """Validate a pair of image batches before TensorFlow sees them; return rank-4 tensors and max_val.
+    """Validate a pair of image batches before TensorFlow sees them; return them as rank-4 tensors.
 
     Both batches must have the same shape and kind (both uint8 or both float). uint8 pixels span 0..255,
     so uint8 input with any other `max_val` is a caller mistake and is refused rather than scored wrongly.
@@ -71,10 +71,11 @@ def _channel_mse(a, b):
 
 
 def _psnr_from_mse(mse, max_val):
-    """`10 log10(max^2 / MSE)`; MSE 0 (identical images) gives +inf explicitly, not a division warning."""
+    """`10 log10(max^2 / MSE)`; MSE 0 (identical images) gives +inf explicitly, a NaN MSE stays NaN."""
     max_val = tf.cast(max_val, tf.float64)
-    value = 10.0 * tf.math.log(tf.square(max_val) / mse) / math.log(10.0)
-    return tf.where(mse > 0, value, tf.constant(np.inf, tf.float64))
+    safe_mse = tf.where(tf.equal(mse, 0.0), tf.ones_like(mse), mse)
+    value = 10.0 * tf.math.log(tf.square(max_val) / safe_mse) / math.log(10.0)
+    return tf.where(tf.equal(mse, 0.0), tf.constant(np.inf, tf.float64), value)
 
 
 def psnr(a, b, max_val=1.0):
@@ -170,8 +171,9 @@ def ms_ssim(a, b, max_val=1.0):
     (0.0448, 0.2856, 0.3001, 0.2363, 0.1333); scales are linked by 2x2 mean downsampling.
 
     Differences from `tf.image.ssim_multiscale`, where both run: TF combines the scales per channel and
-    averages the channel results afterwards, so the two agree exactly for one channel and differ slightly
-    for colour. Negative cs/SSIM terms (anti-correlated images) are clamped to 0 as TF does; the authors'
+    averages the channel results afterwards, so the two agree for one channel; for colour they agree to
+    ~1e-5 when all channels are distorted alike and differ by a few 1e-3 when one channel carries the
+    distortion. Negative cs/SSIM terms (anti-correlated images) are clamped to 0 as TF does; the authors'
     NumPy code returns NaN there.
     """
     a, b = _prepare(a, b, max_val, "ms_ssim")
@@ -190,6 +192,23 @@ def ms_ssim(a, b, max_val=1.0):
     return tf.reduce_prod(tf.pow(tf.stack(terms, axis=-1), weights), axis=-1)
 
 
+def _window_sum(t, height, width):
+    """Sums over every `height` x `width` window (VALID, stride 1) of `[N, H, W, C]` via cumulative sums:
+    constant cost per pixel whatever the window, and fast in float64 where pooling ops are not."""
+    for axis, k in ((1, height), (2, width)):
+        length = tf.shape(t)[axis]
+        c = tf.cumsum(t, axis=axis)
+        pad = [[0, 0]] * 4
+        pad[axis] = [1, 0]
+        c = tf.pad(c, pad)
+        begin_hi = [0, 0, 0, 0]
+        begin_hi[axis] = k
+        size = [-1, -1, -1, -1]
+        size[axis] = length + 1 - k
+        t = tf.slice(c, begin_hi, size) - tf.slice(c, [0, 0, 0, 0], size)
+    return t
+
+
 def uqi(a, b, max_val=1.0, window=UQI_WINDOW):
     """Wang & Bovik (2002) universal quality index per image, shape `[N]` float64.
 
@@ -197,8 +216,8 @@ def uqi(a, b, max_val=1.0, window=UQI_WINDOW):
     `Q = 4 s_xy m_x m_y / ((s_x^2 + s_y^2)(m_x^2 + m_y^2))`, averaged over windows, then channels.
     Degenerate windows follow the authors' MATLAB code: where both windows are constant but the means are not
     both 0, `Q = 2 m_x m_y / (m_x^2 + m_y^2)`; where the denominator is otherwise 0, `Q = 1`. Constancy is
-    tested exactly (window max == min) rather than through a rounded variance. UQI needs no constants, so
-    `max_val` only validates the input range; float64 keeps near-flat windows accurate.
+    tested exactly (no adjacent pixel pair in the window differs), not through a rounded variance. UQI has
+    no constants, so `max_val` only validates the input range; float64 keeps near-flat windows accurate.
 
     This is not `sewar.uqi`, which mixes window means with sums and scores far higher (SPEC.md).
     """
@@ -208,25 +227,29 @@ def uqi(a, b, max_val=1.0, window=UQI_WINDOW):
     window = int(window)
     _check_min_size(a, window, "uqi", "UQI window")
     x, y = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
-
-    def box(t):
-        return tf.nn.avg_pool2d(t, window, 1, "VALID")
-
-    def flat(t):
-        return tf.equal(tf.nn.max_pool2d(t, window, 1, "VALID"), -tf.nn.max_pool2d(-t, window, 1, "VALID"))
-
-    m_x, m_y = box(x), box(y)
     # (Co)variances from images shifted by their global mean: the same values, less cancellation.
-    xc = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    yc = y - tf.reduce_mean(y, axis=[1, 2], keepdims=True)
-    mc_x, mc_y = box(xc), box(yc)
-    var_sum = tf.maximum(box(xc * xc) - tf.square(mc_x), 0.0) + tf.maximum(box(yc * yc) - tf.square(mc_y), 0.0)
-    cov = box(xc * yc) - mc_x * mc_y
+    shift_x = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    shift_y = tf.reduce_mean(y, axis=[1, 2], keepdims=True)
+    xc, yc = x - shift_x, y - shift_y
+    moments = _window_sum(tf.concat([xc, yc, xc * xc, yc * yc, xc * yc], axis=-1), window, window)
+    mc_x, mc_y, xx, yy, xy = tf.split(moments / float(window * window), 5, axis=-1)
+    m_x, m_y = mc_x + shift_x, mc_y + shift_y
+    var_sum = tf.maximum(xx - tf.square(mc_x), 0.0) + tf.maximum(yy - tf.square(mc_y), 0.0)
+    cov = xy - mc_x * mc_y
     mean_prod = m_x * m_y
     mean_sq = tf.square(m_x) + tf.square(m_y)
-    both_flat = tf.logical_and(flat(x), flat(y))
-    safe_mean_sq = tf.where(mean_sq > 0, mean_sq, 1.0)
-    flat_q = tf.where(mean_sq > 0, 2.0 * mean_prod / safe_mean_sq, 1.0)
+    # Both windows are constant iff no horizontally or vertically adjacent pixel pair inside either differs:
+    # exact integer counts, no rounded variance.
+    steps_h = tf.cast(tf.not_equal(x[:, :, 1:], x[:, :, :-1]), tf.float32) + tf.cast(
+        tf.not_equal(y[:, :, 1:], y[:, :, :-1]), tf.float32)
+    steps_v = tf.cast(tf.not_equal(x[:, 1:], x[:, :-1]), tf.float32) + tf.cast(
+        tf.not_equal(y[:, 1:], y[:, :-1]), tf.float32)
+    both_flat = tf.equal(_window_sum(steps_h, window, window - 1) + _window_sum(steps_v, window - 1, window), 0.0)
+    # A constant window's mean is its first pixel, exactly (so that 0 stays 0 for the Q = 1 rule).
+    out_h, out_w = tf.shape(mean_sq)[1], tf.shape(mean_sq)[2]
+    fx, fy = x[:, :out_h, :out_w], y[:, :out_h, :out_w]
+    flat_sq = tf.square(fx) + tf.square(fy)
+    flat_q = tf.where(flat_sq > 0, 2.0 * fx * fy / tf.where(flat_sq > 0, flat_sq, 1.0), 1.0)
     denominator = var_sum * mean_sq
     regular = tf.logical_and(tf.logical_not(both_flat), denominator > 0)
     regular_q = 4.0 * cov * mean_prod / tf.where(regular, denominator, 1.0)
@@ -259,7 +282,8 @@ class MetricAccumulator:
         if unknown:
             raise PhotoEnhanceError(f"MetricAccumulator: unknown metric(s) {unknown}; choose from {METRIC_NAMES}")
         if int(mse_batch_size) != mse_batch_size or mse_batch_size < 1:
-            raise PhotoEnhanceError(f"MetricAccumulator: mse_batch_size must be a positive integer, got {mse_batch_size}")
+            raise PhotoEnhanceError(
+                f"MetricAccumulator: mse_batch_size must be a positive integer, got {mse_batch_size}")
         self.max_val = max_val
         self.metrics = tuple(dict.fromkeys(metrics))
         self.mse_batch_size = int(mse_batch_size)
