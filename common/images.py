@@ -58,10 +58,28 @@ def read_image(path):
     if path.stat().st_size == 0:
         raise ImageReadError(path, "file is empty")
     try:
-        array = iio.imread(path, index=0) if path.suffix.lower() in (".gif", ".tif", ".tiff") else iio.imread(path)
+        if _is_16bit_png(path):
+            array = _read_16bit_png(path)
+        elif path.suffix.lower() in (".gif", ".tif", ".tiff"):
+            array = iio.imread(path, index=0)
+        else:
+            array = iio.imread(path)
     except Exception as exc:  # imageio raises many kinds; the user needs the file name and the reason.
         raise ImageReadError(path, f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
     return to_rgb_uint8(array, path)
+
+
+def _is_16bit_png(path):
+    """True for a PNG whose IHDR declares 16 bits per sample (Pillow would drop their low byte)."""
+    with open(path, "rb") as f:
+        header = f.read(25)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 25 and header[24] == 16
+
+
+def _read_16bit_png(path):
+    import tensorflow as tf
+
+    return tf.io.decode_png(pathlib.Path(path).read_bytes(), channels=0, dtype=tf.uint16).numpy()
 
 
 def write_image(path, image):

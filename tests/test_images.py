@@ -27,11 +27,17 @@ def test_png_kinds_become_rgb_uint8(tmp_path, array, expected):
     np.testing.assert_array_equal(read_image(path), expected)
 
 
-def test_16bit_rgb_tiff_is_rounded_to_8_bits(tmp_path):
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_16bit_rgb_is_rounded_to_8_bits(tmp_path, suffix):
     array = np.full((4, 5, 3), 257 * 100, np.uint16)
-    array[0, 0] = [0, 65535, 257 * 7]
-    path = tmp_path / "x.tif"
-    iio.imwrite(path, array)
+    array[0, 0] = [0, 65535, 257 * 7 + 100]
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".png":
+        import tensorflow as tf
+
+        path.write_bytes(tf.io.encode_png(array).numpy())
+    else:
+        iio.imwrite(path, array)
     expected = np.full((4, 5, 3), 100, np.uint8)
     expected[0, 0] = [0, 255, 7]
     np.testing.assert_array_equal(read_image(path), expected)
