@@ -1,0 +1,137 @@
+"""Command-line entry points on tiny inputs: enhance (gray, RGBA, odd sizes, resolutions, SavedModel),
+evaluate (both PSNR conventions, report files), export, and one-line errors."""
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from common.cli import run_cli
+from common.images import read_image, to_float
+from dped import enhance, evaluate, export
+from dped.models import build_generator, save_generator
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = build_generator(width=4, num_blocks=1)
+    model.set_weights([w * 5 if w.ndim == 4 else w for w in model.get_weights()])
+    return save_generator(model, tmp_path_factory.mktemp("w") / "tiny.keras")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    iio.imwrite(folder / "gray.png", rng.integers(0, 256, (21, 17), dtype=np.uint8))
+    iio.imwrite(folder / "rgba.png", rng.integers(0, 256, (12, 19, 4), dtype=np.uint8))
+    iio.imwrite(folder / "odd.jpg", rng.integers(0, 256, (23, 31, 3), dtype=np.uint8))
+    return folder
+
+
+def test_enhance_folder_of_gray_rgba_odd_photos(tiny_weights, photos, tmp_path):
+    from dped.models import load_generator
+
+    out = tmp_path / "out"
+    assert enhance.main([str(photos), "--weights", str(tiny_weights), "--output-dir", str(out)]) == 0
+    model = load_generator(tiny_weights)
+    for name, shape in (("gray", (21, 17, 3)), ("rgba", (12, 19, 3)), ("odd", (23, 31, 3))):
+        result = read_image(out / f"{name}.png")
+        assert result.shape == shape
+        source = [p for p in photos.iterdir() if p.stem == name][0]
+        expected = np.round(np.clip(model(to_float(read_image(source))[None]).numpy()[0], 0, 1) * 255)
+        assert np.abs(result.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_enhance_resolution_tiling_and_saved_model_agree(tiny_weights, photos, tmp_path):
+    single = photos / "odd.jpg"
+    enhance.main([str(single), "--weights", str(tiny_weights), "--output-dir", str(tmp_path / "a"),
+                  "--resolution", "tiny", "--phone", "iphone"])
+    assert read_image(tmp_path / "a" / "odd.png").shape == (600, 800, 3)
+    assert export.main(["--weights", str(tiny_weights), "--out", str(tmp_path / "sm")]) == 0
+    tiling = ["--memory-budget-mb", "0.5", "--tile", "16", "--overlap", "4"]  # 23x31 needs ~1.4 MB
+    enhance.main([str(single), "--saved-model", str(tmp_path / "sm"), "--output-dir", str(tmp_path / "b")] + tiling)
+    enhance.main([str(single), "--weights", str(tiny_weights), "--output-dir", str(tmp_path / "c")] + tiling)
+    tiled_sm, tiled_keras = read_image(tmp_path / "b" / "odd.png"), read_image(tmp_path / "c" / "odd.png")
+    assert tiled_sm.shape == tiled_keras.shape == (23, 31, 3)
+    assert np.abs(tiled_sm.astype(int) - tiled_keras.astype(int)).max() <= 1
+
+
+def test_enhance_image_api_tiles_within_budget(tiny_weights):
+    from common.tiling import estimate_memory_bytes
+    from dped.models import load_generator
+
+    image = np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    model = load_generator(tiny_weights)
+    whole = enhance.enhance_image(model, image)
+    tiled = enhance.enhance_image(model, image, memory_budget_bytes=estimate_memory_bytes(40, 40), tile=40,
+                                  overlap=12)
+    assert tiled.dtype == np.uint8 and tiled.shape == whole.shape == (70, 90, 3)
+    diff = np.abs(tiled.astype(int) - whole.astype(int))
+    assert diff.mean() < 3.0 and diff.max() > 0  # tiles really ran, and stay close to the whole image
+
+
+def test_errors_are_one_line(tiny_weights, tmp_path, capsys):
+    cases = [
+        ([str(tmp_path / "nope.jpg"), "--weights", str(tiny_weights), "--output-dir", str(tmp_path)],
+         "nope.jpg: input not found"),
+        ([str(tmp_path), "--weights", str(tmp_path / "w.keras"), "--output-dir", str(tmp_path / "o")],
+         "holds no images"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(enhance.main, argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(SystemExit):
+        run_cli(enhance.main, [str(tmp_path / "bad.png"), "--weights", str(tiny_weights), "--output-dir",
+                               str(tmp_path / "o")])
+    assert "bad.png: cannot be decoded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli(evaluate.main, ["--test-dir", str(tmp_path), "--weights", str(tiny_weights), "--out",
+                                str(tmp_path / "e")])
+    assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_writes_both_psnr_conventions(tiny_weights, tmp_path):
+    rng = np.random.default_rng(5)
+    for sub in ("iphone", "canon"):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+    for i in range(6):
+        dslr = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+        phone = dslr if i == 0 else np.clip(dslr.astype(int) + rng.integers(-40, 40, dslr.shape), 0, 255)
+        iio.imwrite(tmp_path / "test" / "canon" / f"{i}.png", dslr)
+        iio.imwrite(tmp_path / "test" / "iphone" / f"{i}.png", phone.astype(np.uint8))
+    out = tmp_path / "eval"
+    assert evaluate.main(["--phone", "iphone", "--test-dir", str(tmp_path / "test"), "--weights", str(tiny_weights),
+                          "--out", str(out), "--examples", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["phone"]["n_images"] == 6 and metrics["phone"]["n_identical"] == 1
+    for key in ("psnr_per_image", "psnr_batch_mse", "ssim", "ms_ssim", "uqi"):
+        assert metrics["enhanced"][key] is not None and metrics["phone"][key] is not None
+    from common.metrics import psnr
+
+    phone = np.stack([to_float(read_image(tmp_path / "test" / "iphone" / f"{i}.png")) for i in range(1, 6)])
+    dslr = np.stack([to_float(read_image(tmp_path / "test" / "canon" / f"{i}.png")) for i in range(1, 6)])
+    assert metrics["phone"]["psnr_per_image"] == pytest.approx(float(np.mean(psnr(phone, dslr, 1.0))), abs=1e-4)
+    table = (out / "metrics.md").read_text()
+    assert "| PSNR per image, clipped (challenge), dB |" in table and "training script" in table
+    assert (out / "examples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_evaluate_authors_iphone_model_on_shared_pairs(dped_sample, tmp_path):
+    out = tmp_path / "eval"
+    evaluate.main(["--phone", "iphone", "--test-dir", str(dped_sample / "patches"), "--original-checkpoint",
+                   str(dped_sample / "pretrained" / "iphone_orig"), "--out", str(out), "--examples", "0"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["enhanced"]["n_images"] == 100
+    assert m["enhanced"]["psnr_per_image"] > m["phone"]["psnr_per_image"] + 4.0
+    assert m["enhanced"]["psnr_batch_mse"] < m["enhanced"]["psnr_per_image"] - 1.0  # conventions differ
+    assert m["enhanced"]["ms_ssim"] > m["phone"]["ms_ssim"] + 0.05
