@@ -175,11 +175,16 @@ def _seeded_split(items, seed, n_val, n_test):
     return sorted(train), sorted(val), sorted(test)
 
 
-def clean_photo_splits(data_dir, seed=0):
-    """{"train", "val", "test"} lists of clean photos (see the module docstring for the layouts)."""
+def _data_folder(data_dir):
     root = pathlib.Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DatasetNotFoundError(f"{root}: data folder not found")
+        raise DatasetNotFoundError(f"{root}: {'not a folder' if root.exists() else 'data folder not found'}")
+    return root
+
+
+def clean_photo_splits(data_dir, seed=0):
+    """{"train", "val", "test"} lists of clean photos (see the module docstring for the layouts)."""
+    root = _data_folder(data_dir)
     if (root / "train").is_dir():
         splits = {"train": list_images(root / "train")}
         for name in ("val", "test"):
@@ -247,9 +252,7 @@ def split_scenes(names, n_test=None, val_fraction=0.2, seed=0):
 
 def hdr_scene_splits(data_dir, seed=0):
     """{"train", "val", "test"} lists of `Scene`s (the test scenes are disjoint from train and val)."""
-    root = pathlib.Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise DatasetNotFoundError(f"{root}: data folder not found")
+    root = _data_folder(data_dir)
     if (root / "train").is_dir() and (root / "test").is_dir():
         by_name = {p.name: p for p in _scene_folders(root / "train")}
         names = split_scenes(list(by_name), n_test=0, seed=seed)
@@ -270,11 +273,11 @@ def hdr_scene_splits(data_dir, seed=0):
 def hdr_scale(hdr, ldr0, gamma=GAMMA):
     """Factor that puts `hdr` on the scale of the 0 EV photo's linear light (1.0 = its white).
 
-    Fitted on the photo's well-exposed pixels (all channels in [0.05, 0.95]) as sum(linear) / sum(hdr); a
-    photo with none falls back to the ratio of the means.
+    Fitted on the photo's well-exposed values (in [0.05, 0.95], channel by channel) as
+    sum(linear) / sum(hdr); a photo with fewer than 16 falls back to the ratio of the means.
     """
     linear = np.power(ldr0, gamma)
-    mask = np.all((ldr0 > 0.05) & (ldr0 < 0.95), axis=-1)
+    mask = (ldr0 > 0.05) & (ldr0 < 0.95)
     if mask.sum() >= 16 and hdr[mask].sum() > 0:
         return float(linear[mask].sum() / hdr[mask].sum())
     return float(linear.mean() / max(hdr.mean(), 1e-8))
