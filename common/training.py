@@ -550,7 +550,8 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
     run. Weights, optimizer state and batches continue exactly from any step; the per-epoch running means
     in the logs restart at the resume step, so they match the uninterrupted run's when it resumes on an
     epoch boundary (checkpoints every `steps_per_epoch` steps or a divisor of it, `dped.train`'s default).
-    `make_dataset(step)` builds the infinite, step-keyed dataset whose first element is the batch for `step`. Raises `TrainingDiverged` if a `NaNGuard` stopped training.
+    `make_dataset(step)` builds the infinite, step-keyed dataset whose first element is the batch for `step`.
+    Raises `TrainingDiverged` if a `NaNGuard` stopped training.
     """
     callbacks = list(callbacks)
     steps_per_epoch = max(1, int(steps_per_epoch))

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -41,8 +42,10 @@ def build_parser():
     p.add_argument("--patch-size", type=int, default=None, help="training patch side (100; demo 64)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate of both networks")
     p.add_argument("--eval-every", type=int, default=None, help="validate every N steps (1000; demo 100)")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default: --eval-every)")
-    p.add_argument("--log-every", type=int, default=None, help="history/TensorBoard scalars every N steps (100; demo 10)")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="checkpoint every N steps (default: --eval-every)")
+    p.add_argument("--log-every", type=int, default=None,
+                   help="history/TensorBoard scalars every N steps (100; demo 10)")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many checkpoints to keep")
     p.add_argument("--val-limit", type=int, default=0, help="validate on the first N test patches only (0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and swaps")
@@ -109,10 +112,21 @@ def _build_vgg(args, weights, notes):
         return None
 
 
+def _export(generator, target):
+    """SavedModel of `generator` in `target`, replacing an earlier export only once the new one is complete."""
+    from common.export import export_saved_model
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    export_saved_model(generator, tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
 def train(args):
     """Run (or resume) training as `args` says; returns the run summary dict (also in summary.json)."""
     from common import data, training
-    from common.export import export_saved_model
     from dped import models
     from dped.gan import DPEDGAN, resolve_loss_weights
 
@@ -190,7 +204,7 @@ def train(args):
     training.save_model_atomic(generator, out / "last_generator.keras")
     if not (out / "best_generator.keras").exists():
         training.save_model_atomic(generator, out / "best_generator.keras")
-    export_saved_model(generator, out / "saved_model")
+    _export(generator, out / "saved_model")
 
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else validation.last
     summary = {"status": "finished", "steps": step, "resumed_from": start or None,
