@@ -342,7 +342,11 @@ class MetricAccumulator:
         return out
 
     def per_image(self):
-        """Per-image values as lists for JSON output (infinite PSNR of identical pairs becomes None)."""
+        """Per-image lists for JSON output: `mse` plus each requested metric, in update order.
+
+        The infinite PSNR of identical pairs (and of a channel that matches exactly) becomes None, so the
+        lists serialise as strict JSON.
+        """
         return {
             key: [v if math.isfinite(v) else None for v in values]
             for key, values in self._values.items()
