@@ -86,34 +86,33 @@ def load_model(weights=None, saved_model=None, original_checkpoint=None):
     return load_original_checkpoint(original_checkpoint)
 
 
-def load_enhancer(source):
-    """Predictor from a path of any supported kind, told apart by its form (benchmarks, notebooks)."""
-    path = pathlib.Path(source)
-    if path.is_dir():
-        return make_predictor(load_model(saved_model=path))
-    if path.name.endswith((".keras", ".weights.h5")):
-        return make_predictor(load_model(weights=path))
-    return make_predictor(load_model(original_checkpoint=source))
-
-
 def enhance_image(model, image_uint8, *, resolution=None, phone="iphone", memory_budget_bytes=None,
                   tile=None, overlap=None):
     """Enhance one uint8 [H,W,3] photo; returns uint8 of the (prepared) input's size.
 
-    `model` is a Keras generator, a predictor from `make_predictor`/`load_enhancer`, or any callable on
-    [1,h,w,3] float32 batches. Above `memory_budget_bytes` the photo is processed in blended tiles.
+    `model` is a Keras generator or any callable on [1,h,w,3] float32 batches (e.g. a SavedModel
+    signature, or a predictor from `make_predictor`). Above `memory_budget_bytes` the photo is processed in
+    tiles: for a Keras model with the whole image's instance-norm statistics (`enhance_tiled_exact`, equal
+    to whole-image inference; `overlap` is then the halo, by default the receptive-field radius), for
+    other callables in overlapping tiles blended with smooth weights (close to, not equal to, whole).
     """
+    import keras
+
     from common.images import to_float, to_uint8
-    from common.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, enhance_tiled
+    from common.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, enhance_tiled, enhance_tiled_exact, plan_tile
 
     image = np.asarray(image_uint8)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise PhotoEnhanceError(f"enhance_image expects uint8 [H,W,3], got {image.dtype} {image.shape}")
-    predictor = make_predictor(model)
-    image = prepare_resolution(image, resolution, phone)
-    out = enhance_tiled(predictor, to_float(image), tile=tile or DEFAULT_TILE,
-                        overlap=DEFAULT_OVERLAP if overlap is None else overlap,
-                        memory_budget_bytes=memory_budget_bytes)
+    x = to_float(prepare_resolution(image, resolution, phone))
+    tile = tile or DEFAULT_TILE
+    if isinstance(model, keras.Model):
+        if plan_tile(x.shape[0], x.shape[1], memory_budget_bytes, tile, 0) is None:
+            return to_uint8(np.asarray(model(x[None], training=False))[0])
+        return to_uint8(enhance_tiled_exact(model, x, halo=overlap, tile=tile,
+                                            memory_budget_bytes=memory_budget_bytes))
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
+    out = enhance_tiled(make_predictor(model), x, tile=tile, overlap=overlap, memory_budget_bytes=memory_budget_bytes)
     return to_uint8(out)
 
 
@@ -156,7 +155,9 @@ def main(argv=None):
     parser.add_argument("--memory-budget-mb", type=float, default=DEFAULT_MEMORY_BUDGET_MB,
                         help="process photos whose estimated activations exceed this in overlapping tiles")
     parser.add_argument("--tile", type=int, help="largest tile side in px (default: common.tiling's)")
-    parser.add_argument("--overlap", type=int, help="tile overlap in px (default: common.tiling's)")
+    parser.add_argument("--overlap", type=int,
+                        help="Keras models: context halo per tile (default: receptive-field radius, exact); "
+                             "SavedModels: blending overlap (default: common.tiling's)")
     args = parser.parse_args(argv)
     quiet_tensorflow()
     from tqdm import tqdm
@@ -164,11 +165,11 @@ def main(argv=None):
     from common.images import read_image, write_image
 
     files = collect_inputs(args.inputs)
-    predictor = make_predictor(load_model(args.weights, args.saved_model, args.original_checkpoint))
+    model = load_model(args.weights, args.saved_model, args.original_checkpoint)
     out_dir = pathlib.Path(args.output_dir)
     for path in tqdm(files, desc="enhancing", unit="photo"):
         image = read_image(path)
-        enhanced = enhance_image(predictor, image, resolution=args.resolution, phone=args.phone,
+        enhanced = enhance_image(model, image, resolution=args.resolution, phone=args.phone,
                                  memory_budget_bytes=int(args.memory_budget_mb * 2**20), tile=args.tile,
                                  overlap=args.overlap)
         write_image(out_dir / f"{path.stem}.png", enhanced)

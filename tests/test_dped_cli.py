@@ -54,25 +54,35 @@ def test_enhance_resolution_tiling_and_saved_model_agree(tiny_weights, photos, t
     assert read_image(tmp_path / "a" / "odd.png").shape == (600, 800, 3)
     assert export.main(["--weights", str(tiny_weights), "--out", str(tmp_path / "sm")]) == 0
     tiling = ["--memory-budget-mb", "0.5", "--tile", "16", "--overlap", "4"]  # 23x31 needs ~1.4 MB
-    enhance.main([str(single), "--saved-model", str(tmp_path / "sm"), "--output-dir", str(tmp_path / "b")] + tiling)
-    enhance.main([str(single), "--weights", str(tiny_weights), "--output-dir", str(tmp_path / "c")] + tiling)
-    tiled_sm, tiled_keras = read_image(tmp_path / "b" / "odd.png"), read_image(tmp_path / "c" / "odd.png")
-    assert tiled_sm.shape == tiled_keras.shape == (23, 31, 3)
-    assert np.abs(tiled_sm.astype(int) - tiled_keras.astype(int)).max() <= 1
+    runs = {"sm_tiled": ["--saved-model", str(tmp_path / "sm")] + tiling,
+            "sm_whole": ["--saved-model", str(tmp_path / "sm")],
+            "keras_tiled": ["--weights", str(tiny_weights), "--memory-budget-mb", "0.5", "--tile", "16"],
+            "keras_whole": ["--weights", str(tiny_weights)]}
+    results = {}
+    for name, argv in runs.items():
+        enhance.main([str(single), "--output-dir", str(tmp_path / name)] + argv)
+        results[name] = read_image(tmp_path / name / "odd.png").astype(int)
+        assert results[name].shape == (23, 31, 3)
+    # Keras models tile with whole-image norm statistics (exact); SavedModels blend tiles (close).
+    assert np.abs(results["keras_tiled"] - results["keras_whole"]).max() <= 1
+    assert np.abs(results["sm_whole"] - results["keras_whole"]).max() <= 1
+    assert 0 < np.abs(results["sm_tiled"] - results["keras_whole"]).mean() < 3.0
 
 
 def test_enhance_image_api_tiles_within_budget(tiny_weights):
     from common.tiling import estimate_memory_bytes
+    from dped.enhance import make_predictor
     from dped.models import load_generator
 
     image = np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     model = load_generator(tiny_weights)
-    whole = enhance.enhance_image(model, image)
-    tiled = enhance.enhance_image(model, image, memory_budget_bytes=estimate_memory_bytes(40, 40), tile=40,
-                                  overlap=12)
-    assert tiled.dtype == np.uint8 and tiled.shape == whole.shape == (70, 90, 3)
-    diff = np.abs(tiled.astype(int) - whole.astype(int))
-    assert diff.mean() < 3.0 and diff.max() > 0  # tiles really ran, and stay close to the whole image
+    budget = {"memory_budget_bytes": estimate_memory_bytes(40, 40), "tile": 40}
+    whole = enhance.enhance_image(model, image).astype(int)
+    exact = enhance.enhance_image(model, image, **budget).astype(int)
+    blended = enhance.enhance_image(make_predictor(model), image, overlap=12, **budget).astype(int)
+    assert exact.shape == blended.shape == whole.shape == (70, 90, 3)
+    assert np.abs(exact - whole).max() <= 1
+    assert 0 < np.abs(blended - whole).mean() < 3.0  # blended tiles really ran, and stay close
 
 
 def test_errors_are_one_line(tiny_weights, tmp_path, capsys):
