@@ -550,6 +550,7 @@ PIX2PIX = [
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
+        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the perceptual loss; "" = Keras' cache or a download
         WORK_DIR = "runs/notebook_pix2pix"
         REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
     ''', tags=["parameters"]),
@@ -596,7 +597,8 @@ PIX2PIX = [
         MARKS = run("-m", "pix2pix.train", "--task", TASK, *DATA_ARGS, "--iterations", ITERATIONS,
                     "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--log-every", LOG_EVERY,
                     "--out", RUN_DIR, "--mixed-precision", USE_MIXED, "--seed", SEED,
-                    *(["--jit-compile"] if USE_XLA else []), history=RUN_DIR / "history.jsonl")
+                    *(["--jit-compile"] if USE_XLA else []), *(["--vgg-weights", VGG_WEIGHTS] if VGG_WEIGHTS else []),
+                    "--no-export", history=RUN_DIR / "history.jsonl")  # section 9 exports the best generator
         TRAIN_SECONDS = time.perf_counter() - start
         BEST = RUN_DIR / "best_generator.keras"
         if not BEST.is_file():
