@@ -268,12 +268,13 @@ DPED = [
           whether each is the enhanced or the DSLR one, and the generator is rewarded for fooling it. Without
           colour to go on, the discriminator can only judge texture and sharpness;
         - **content** (weight 10): the distance between VGG-19 `relu5_4` features of the enhanced and the
-          phone photo, which keeps the objects and structure of the scene while allowing local change;
+          DSLR photo. Deep features describe what is in the image rather than exact pixel values, so this
+          keeps the objects and structure of the scene while tolerating small shifts;
         - **total variation** (weight 2000): penalises differences between neighbouring pixels, which keeps
           the generator from adding high-frequency noise.
 
         The weights are those of the authors' code (which produced their published models); the paper's
-        own values are a preset of `dped.train`. This notebook first enhances your photos with the authors'
+        own values are the preset `dped.train --loss-preset paper`. This notebook first enhances your photos with the authors'
         pretrained models (no training needed), then trains, evaluates and exports a model of its own.
     """),
     md("""
@@ -299,7 +300,7 @@ DPED = [
         DATA_SOURCE = "demo"       # demo | drive | local
         DRIVE_PATH = "MyDrive/dped.zip"  # under /content/drive: the dped folder, or a zip of it
         DATA_DIR = ""              # DATA_SOURCE = "local": the folder holding iphone/, sony/, blackberry/
-        ITERATIONS = 20000         # the authors' schedule; about 1K-2K already shows the effect
+        ITERATIONS = 20000         # the authors' schedule
         BATCH_SIZE = 50
         EVAL_EVERY = 1000
         LOG_EVERY = 100            # losses to history.jsonl / TensorBoard every N steps
