@@ -269,7 +269,8 @@ def _images_of(value, name):
 def exposure_histogram_values(images, bins=32):
     """Normalised histograms (each sums to 1) of the per-image features over [0, 1]: `{feature: [bins]}`.
 
-    `images`: a batch `[N,H,W,3]`, a list of images, or a folder of image files.
+    `images`: a batch `[N,H,W,3]`, a list of images, or a folder of image files. Each image is one sample
+    (the Exposure authors' script samples 16 random 64x64 crops per photo; pass such crops to match it).
     """
     stats = np.stack([exposure_statistics(im) for im in _images_of(images, "images")])
     return {name: np.histogram(stats[:, i], bins=bins, range=(0.0, 1.0))[0] / len(stats)
