@@ -31,10 +31,30 @@ ROWS = (("psnr_per_image", "PSNR per image, clipped (challenge), dB"),
 
 def test_pairs(test_dir, phone):
     """(phone files, DSLR files) paired by name, from the DPED root or a `<phone>/` + `canon/` folder."""
-    from common.data import dped_folders, paired_files
-
+    try:
+        from common.data import dped_folders, paired_files
+    except ImportError:  # common.data is optional here: pair the two folders directly.
+        return _pair_folders(test_dir, phone)
     phone_dir, dslr_dir = dped_folders(test_dir, phone, split="test")
     return paired_files(phone_dir, dslr_dir)
+
+
+def _pair_folders(test_dir, phone):
+    from common.errors import DatasetNotFoundError
+    from common.images import list_images
+
+    root = pathlib.Path(test_dir)
+    for base in (root / "dped" / phone / "test_data" / "patches", root / phone / "test_data" / "patches", root):
+        if (base / phone).is_dir() and (base / "canon").is_dir():
+            phone_files = {p.stem: p for p in list_images(base / phone)}
+            dslr_files = {p.stem: p for p in list_images(base / "canon")}
+            unpaired = sorted(set(phone_files) ^ set(dslr_files))
+            if unpaired or not phone_files:
+                raise DataLayoutError(f"{base}: {phone}/ and canon/ must hold the same non-empty set of names "
+                                      f"(unpaired: {', '.join(unpaired[:5]) or 'none, both empty'})")
+            return [phone_files[k] for k in phone_files], [dslr_files[k] for k in phone_files]
+    raise DatasetNotFoundError(f"{root}: no {phone}/ and canon/ test patches found (also looked for the DPED "
+                               f"layout dped/{phone}/test_data/patches/)")
 
 
 def _batches(files_a, files_b, size):

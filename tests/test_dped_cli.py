@@ -145,3 +145,22 @@ def test_evaluate_authors_iphone_model_on_shared_pairs(dped_sample, tmp_path):
     assert m["enhanced"]["psnr_per_image"] > m["phone"]["psnr_per_image"] + 4.0
     assert m["enhanced"]["psnr_batch_mse"] < m["enhanced"]["psnr_per_image"] - 1.0  # conventions differ
     assert m["enhanced"]["ms_ssim"] > m["phone"]["ms_ssim"] + 0.05
+
+
+def test_evaluate_pairing_without_common_data(tmp_path, monkeypatch):
+    import sys
+
+    for sub in ("iphone", "canon"):
+        folder = tmp_path / "dped" / "iphone" / "test_data" / "patches" / sub
+        folder.mkdir(parents=True)
+        for name in ("0", "1", "10", "2"):
+            iio.imwrite(folder / f"{name}.png", np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setitem(sys.modules, "common.data", None)  # import fails: the module's own pairing is used
+    phone, dslr = evaluate.test_pairs(tmp_path, "iphone")
+    assert [p.name for p in phone] == ["0.png", "1.png", "2.png", "10.png"]
+    assert [p.parent.name for p in dslr] == ["canon"] * 4
+    (tmp_path / "dped" / "iphone" / "test_data" / "patches" / "canon" / "2.png").unlink()
+    from common.errors import DataLayoutError
+
+    with pytest.raises(DataLayoutError, match="unpaired: 2"):
+        evaluate.test_pairs(tmp_path, "iphone")
