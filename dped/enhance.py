@@ -8,6 +8,8 @@ The model comes from exactly one of `--weights` (.keras / .weights.h5), `--saved
 by `dped.export`) or `--original-checkpoint` (the authors' TF1 prefix). `--resolution` reproduces the
 authors' full-size test: resize to the phone's full resolution (`orig`), then centre-crop (`high`, `medium`,
 `small`, `tiny`); without it photos keep their own size. Outputs are PNG files named after the inputs.
+Photos whose estimated activations exceed `--memory-budget-mb` run in tiles; with a Keras model the tiles
+share the whole photo's instance-norm statistics, so the result equals whole-photo inference.
 """
 import argparse
 import pathlib
@@ -47,7 +49,7 @@ def prepare_resolution(image, resolution=None, phone="iphone"):
 
 
 def make_predictor(model):
-    """A numpy function [1,h,w,3] float32 -> float32 for a Keras model (one trace for every size) or for
+    """A numpy function [N,h,w,3] float32 -> float32 for a Keras model (one trace for every size) or for
     any callable (e.g. a SavedModel signature), wrapped to give numpy; a predictor passes through."""
     import keras
     import tensorflow as tf
