@@ -41,6 +41,7 @@ from pix2pix.models import build_patchgan, build_unet
 PERCEPTUAL_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
 GAMMA = 2.2
 EXPOSURES = (-2, 0, 2)
+DEMO_SIZE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -455,12 +456,16 @@ def build_demo_hdr(root, n_crops=4, size=256, seed=0):
 
 
 def prepare_demo(task, root, *, n_train=1000, n_test=100):
-    """Build (or reuse) the offline demo dataset for `task` under `root`; returns its data folder."""
+    """Build (or reuse) the offline demo dataset for `task` under `root`; returns its data folder.
+
+    The demo datasets do not depend on the training crop size (photos are at least 256 px on the short
+    side, HDR scenes 256x256), so a run and a later evaluation with other sizes share the same data.
+    """
     from common import demo_data
 
     root = pathlib.Path(root).expanduser()
     if task.name == "phone2dslr":
         return demo_data.build_demo_dped(root / "dped", n_train=n_train, n_test=n_test)
     if task.name == "ldr2hdr":
-        return build_demo_hdr(root / "hdr", size=max(task.image_size, 64))
-    return demo_data.build_demo_clean(root / "clean", min_side=max(task.image_size, 64))
+        return build_demo_hdr(root / "hdr", size=DEMO_SIZE)
+    return demo_data.build_demo_clean(root / "clean", min_side=DEMO_SIZE)
