@@ -299,7 +299,7 @@ DPED = [
         PHONE = "iphone"           # iphone | sony | blackberry
         DATA_SOURCE = "demo"       # demo | drive | local
         DRIVE_PATH = "MyDrive/dped.zip"  # under /content/drive: the dped folder, or a zip of it
-        DATA_DIR = ""              # DATA_SOURCE = "local": the folder holding iphone/, sony/, blackberry/
+        DATA_DIR = ""              # for DATA_SOURCE "local": the folder holding iphone/, sony/, blackberry/
         ITERATIONS = 20000         # the authors' schedule
         BATCH_SIZE = 50
         EVAL_EVERY = 1000
@@ -308,10 +308,10 @@ DPED = [
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
-        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss; "" = Keras' cache or a download
+        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss; empty: Keras' cache or a download
         PRETRAINED_DIR = ""        # folder with the authors' <phone>_orig.* files; "" downloads them
         ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints from GitHub when PRETRAINED_DIR is empty
-        PHOTOS_DIR = ""            # your photos to enhance; "" = upload in Colab, else the demo photos
+        PHOTOS_DIR = ""            # your photos to enhance; empty: an upload in Colab, else the demo photos
         MAX_PHOTOS = 4
         RESOLUTION = ""            # "" keeps each photo's size; orig | high | medium | small | tiny (authors' test)
         WORK_DIR = "runs/notebook_dped"
@@ -542,7 +542,7 @@ PIX2PIX = [
         TASK = "deblur"            # phone2dslr | deblur | ldr2hdr | overexposure
         DATA_SOURCE = "demo"       # demo | drive | local
         DRIVE_PATH = "MyDrive/photos.zip"  # under /content/drive: a data folder, or a zip of it
-        DATA_DIR = ""              # DATA_SOURCE = "local": the task's data folder
+        DATA_DIR = ""              # for DATA_SOURCE "local": the task's data folder
         ITERATIONS = 20000
         BATCH_SIZE = 1             # pix2pix's own setting; the task presets document theirs
         EVAL_EVERY = 1000
@@ -551,7 +551,7 @@ PIX2PIX = [
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
-        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the perceptual loss; "" = Keras' cache or a download
+        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the perceptual loss; empty: Keras' cache or a download
         WORK_DIR = "runs/notebook_pix2pix"
         REPO_URL = ""              # Colab only: git URL of this project, cloned when not run from a checkout
     ''', tags=["parameters"]),

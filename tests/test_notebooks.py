@@ -45,6 +45,11 @@ def test_notebook_is_clean_and_parameterised(name):
     tagged = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code_cells[0], "the first code cell must be the parameters cell"
     assert "SMOKE = False" in tagged[0].source
+    # papermill can read every parameter (it gives up on lines with a second "=", e.g. in a comment).
+    from papermill.translators import PythonTranslator
+
+    assigned = [line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line]
+    assert [p.name for p in PythonTranslator.inspect(tagged[0])] == assigned
     # Every Colab-only module is imported behind a guard.
     for cell in code_cells:
         for line in cell.source.splitlines():
