@@ -171,6 +171,13 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
     return keras.Model(inputs, outputs, name=name)
 
 
+def unet_receptive_field(depth):
+    """Receptive field in pixels of one U-Net output pixel through its deepest path: 4 * 2**depth - 2
+    (encoder 3 * 2**depth - 2, widened by 2**depth by the decoder's transposed 4x4 convolutions):
+    30, 62, 126, 254, 1022 for depth 3, 4, 5, 6, 8."""
+    return 4 * 2 ** depth - 2
+
+
 def patchgan_receptive_field(n_layers):
     """Receptive field in pixels of one PatchGAN logit: 16, 34, 70, 142 for n_layers 1, 2, 3, 4."""
     size = 1

@@ -88,6 +88,20 @@ def test_patchgan_receptive_field(n_layers, expected):
     assert patchgan_receptive_field(4) == 142
 
 
+@pytest.mark.parametrize("depth", [3, 4])
+def test_unet_receptive_field(depth):
+    from pix2pix.models import unet_receptive_field
+
+    g = build_unet(depth=depth, base_filters=4, max_filters=8, norm="none", dropout=0.0)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, 128, 128, 3)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        centre = g(x)[0, 64, 64, 0]
+    rows = np.nonzero(np.abs(tape.gradient(centre, x).numpy()).sum(axis=(0, 2, 3)))[0]
+    assert rows.max() - rows.min() + 1 == unet_receptive_field(depth)
+    assert unet_receptive_field(5) == 126  # the overexposure preset (seed 003: about 140 px)
+
+
 def test_spectral_norm_bounds_the_largest_singular_value():
     d = build_patchgan(n_layers=1, base_filters=4, norm="none", spectral_norm=True)
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 6)).astype("float32")
