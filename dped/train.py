@@ -8,7 +8,7 @@ the uninterrupted run would have used), history.jsonl, tensorboard/, best_genera
 PSNR), last_generator.keras, saved_model/ and summary.json.
 
 `--demo` builds a small DPED-layout dataset offline (scikit-image sample photos) and trains a short run
-with demo-sized defaults (batch 4, 64x64 patches, 200 iterations, validation every 100) chosen so that it
+with demo-sized defaults (batch 4, 40x40 patches, 200 iterations, validation every 100) chosen so that it
 finishes in a few minutes on two CPU cores. Without the ImageNet VGG-19 weights the demo runs with the
 content term disabled and says so; a normal run stops at the start instead (unless --content-weight 0).
 """
@@ -24,7 +24,7 @@ from common.cli import quiet_tensorflow, run_cli
 from common.errors import PhotoEnhanceError
 
 DEFAULTS = {"iterations": 20000, "batch_size": 50, "patch_size": 100, "eval_every": 1000, "log_every": 100}
-DEMO_DEFAULTS = {"iterations": 200, "batch_size": 4, "patch_size": 64, "eval_every": 100, "log_every": 10}
+DEMO_DEFAULTS = {"iterations": 200, "batch_size": 4, "patch_size": 40, "eval_every": 100, "log_every": 10}
 DEMO_DATASET = {"n_train": 400, "n_test": 24, "patch_size": 100}
 DATA_ENV = "DPED_DIR"
 
@@ -39,7 +39,7 @@ def build_parser():
     p.add_argument("--out", default=None, help="run folder (default runs/dped-<phone>[-demo])")
     p.add_argument("--iterations", type=int, default=None, help="total training steps (20000; demo 200)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch (50; demo 4)")
-    p.add_argument("--patch-size", type=int, default=None, help="training patch side (100; demo 64)")
+    p.add_argument("--patch-size", type=int, default=None, help="training patch side (100; demo 40)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate of both networks")
     p.add_argument("--eval-every", type=int, default=None, help="validate every N steps (1000; demo 100)")
     p.add_argument("--checkpoint-every", type=int, default=None,
