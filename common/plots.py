@@ -97,48 +97,47 @@ def _is_discriminator_key(key):
 
 
 def _draw_series(ax, entries, keys, empty_text):
-    """One line per key; a log y-axis (symlog with negatives) when the magnitudes span over two decades."""
-    drawn = []
+    """One line per key on a shared axis (a legend when there are several)."""
+    drawn = 0
     for key in keys:
         steps, values = _series(entries, key)
         if len(values):
             ax.plot(steps, values, label=key, marker="." if len(values) < 20 else None)
-            drawn.append(values)
-    if drawn:
+            drawn += 1
+    if drawn > 1:
         ax.legend(fontsize="small")
-        values = np.concatenate(drawn)
-        magnitudes = np.abs(values[values != 0])
-        # Terms weighted by 2000 and by 0.5 share one axis: a log scale keeps both readable
-        # (symmetric log when a term such as DPED's texture loss is negative).
-        if len(magnitudes) and magnitudes.max() / magnitudes.min() > 100:
-            if values.min() > 0:
-                ax.set_yscale("log")
-            else:
-                ax.set_yscale("symlog", linthresh=float(magnitudes.min()))
-    else:
+    if not drawn:
         ax.text(0.5, 0.5, empty_text, ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
 
 
-def plot_training_curves(run_dir, save_to=None):
-    """Every logged loss term over steps: generator terms left, discriminator terms right.
+def plot_training_curves(run_dir, save_to=None, columns=4):
+    """Every logged loss term over steps, one small panel each: generator terms, then discriminator terms.
 
-    Keys starting with `d_` (and `gp`) are discriminator terms; `val_*`, `step`, learning rates and
-    timings are not drawn; everything else numeric is a generator term (g_loss, content, color,
-    texture, tv, l1, perceptual, ...). Missing keys in some entries are simply gaps.
+    Each term gets its own panel and y-axis, because the terms differ by orders of magnitude (DPED's
+    colour loss is in the hundreds, its TV loss near 1e-4, its texture loss negative). Keys starting with
+    `d_` (and `gp`, `gradient_penalty`) are discriminator terms; `val_*`, `step`, learning rates and
+    timings are not drawn; everything else numeric is a generator term (g_loss, content, color, texture,
+    tv, l1, perceptual, ...). A key missing from some entries leaves gaps, not zeros.
     """
     entries = load_history(run_dir)
     keys = [k for k in _numeric_keys(entries) if _is_loss_key(k)]
-    g_keys = [k for k in keys if not _is_discriminator_key(k)]
-    d_keys = [k for k in keys if _is_discriminator_key(k)]
-    fig = Figure(figsize=(12, 4), layout="constrained")
-    ax_g, ax_d = fig.subplots(1, 2)
-    _draw_series(ax_g, entries, g_keys, "no generator losses logged")
-    ax_g.set_title("generator")
-    ax_g.set_ylabel("loss")
-    _draw_series(ax_d, entries, d_keys, "no discriminator losses logged")
-    ax_d.set_title("discriminator")
+    keys.sort(key=lambda k: k not in ("g_loss", "d_loss"))  # the totals first, then the terms as logged
+    groups = [("generator", [k for k in keys if not _is_discriminator_key(k)]),
+              ("discriminator", [k for k in keys if _is_discriminator_key(k)])]
+    rows = [max(1, math.ceil(len(group) / columns)) for _, group in groups]
+    fig = Figure(figsize=(3.2 * columns, 2.6 * sum(rows) + 0.6 * len(groups)), layout="constrained")
+    for subfig, (name, group), n_rows in zip(fig.subfigures(len(groups), 1, height_ratios=rows), groups, rows):
+        subfig.suptitle(name)
+        axes = subfig.subplots(n_rows, columns, squeeze=False).ravel()
+        for ax, key in zip(axes, group):
+            _draw_series(ax, entries, [key], "")
+            ax.set_title(key, fontsize="medium")
+        for ax in axes[len(group):]:
+            ax.set_axis_off()
+        if not group:
+            axes[0].text(0.5, 0.5, f"no {name} losses logged", ha="center", va="center", transform=axes[0].transAxes)
     return _finish(fig, save_to)
 
 

@@ -31,27 +31,35 @@ def _lines(ax):
     return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
 
 
-def test_training_curves_draw_each_loss_term_on_its_panel(tmp_path):
+def _panels(fig):
+    """{panel title: (subfigure title, {label: (x, y)})} of every drawn axes."""
+    return {ax.get_title(): (ax.figure.get_suptitle(), _lines(ax))
+            for ax in fig.axes if ax.get_lines()}
+
+
+def test_training_curves_draw_each_loss_term_on_its_own_panel(tmp_path):
     run = _write_history(tmp_path / "run", TRAIN)
     fig = plots.plot_training_curves(run, save_to=tmp_path / "curves.png")
-    ax_g, ax_d = fig.axes[:2]
-    g, d = _lines(ax_g), _lines(ax_d)
-    assert set(g) == {"g_loss", "content", "color", "texture", "tv"}
-    assert set(d) == {"d_loss"}
-    assert g["g_loss"] == ([1, 2, 3], [30.0, 25.0, 20.0])
-    assert g["texture"] == ([1, 3], [-0.7, -0.6])  # the missing entry is a gap, not a zero
-    assert d["d_loss"][1] == [0.69, 0.65, 0.6]
+    panels = _panels(fig)
+    assert set(panels) == {"g_loss", "content", "color", "texture", "tv", "d_loss"}  # no lr, time or val_*
+    assert {title: group for title, (group, _) in panels.items()} == {
+        "g_loss": "generator", "content": "generator", "color": "generator", "texture": "generator",
+        "tv": "generator", "d_loss": "discriminator"}
+    assert [ax.get_title() for ax in fig.axes if ax.get_lines()][:2] == ["g_loss", "content"]  # the total first
+    assert panels["g_loss"][1] == {"g_loss": ([1, 2, 3], [30.0, 25.0, 20.0])}
+    assert panels["texture"][1] == {"texture": ([1, 3], [-0.7, -0.6])}  # the missing entry is a gap, not a zero
+    assert panels["d_loss"][1]["d_loss"][1] == [0.69, 0.65, 0.6]
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
-def test_training_curves_use_a_log_scale_only_when_terms_span_decades(tmp_path):
-    wide = [{"step": i, "content": 100.0, "tv": 0.01} for i in range(3)]
-    narrow = [{"step": i, "g_loss": 2.0 + i, "l1": 1.0} for i in range(3)]
-    negative = [{"step": i, "color": 400.0, "texture": -1.5, "tv": 1e-4} for i in range(3)]
-    assert plots.plot_training_curves(_write_history(tmp_path / "a", wide)).axes[0].get_yscale() == "log"
-    assert plots.plot_training_curves(_write_history(tmp_path / "b", narrow)).axes[0].get_yscale() == "linear"
-    ax = plots.plot_training_curves(_write_history(tmp_path / "c", negative)).axes[0]
-    assert ax.get_yscale() == "symlog" and ax.yaxis.get_transform().linthresh == pytest.approx(1e-4)
+def test_training_curves_group_discriminator_terms(tmp_path):
+    history = [{"step": 1, "g_adv": 0.1, "g_l1": 2.0, "d_real": -0.2, "d_fake": 0.1, "gradient_penalty": 0.0,
+                "gp": 0.0, "d_accuracy": 0.5}]
+    panels = _panels(plots.plot_training_curves(_write_history(tmp_path / "run", history)))
+    groups = {title: group for title, (group, _) in panels.items()}
+    assert groups == {"g_adv": "generator", "g_l1": "generator", "d_real": "discriminator",
+                      "d_fake": "discriminator", "gradient_penalty": "discriminator", "gp": "discriminator",
+                      "d_accuracy": "discriminator"}
 
 
 def test_validation_curves(tmp_path):
