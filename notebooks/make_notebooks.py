@@ -80,11 +80,12 @@ SETUP_SOURCE = '''
 
     REPO = find_repo()
     if REPO is None and IN_COLAB:
-        if not REPO_URL:
-            raise SystemExit("Set REPO_URL in the parameters cell to this project's git URL (or upload the "
-                             "repository to /content and re-run).")
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/photo-enhance"], check=True)
         REPO = pathlib.Path("/content/photo-enhance")
+        if not (REPO / "common" / "plots.py").is_file():  # not cloned yet in this Colab session
+            if not REPO_URL:
+                raise SystemExit("Set REPO_URL in the parameters cell to this project's git URL (or upload the "
+                                 "repository to /content/photo-enhance and re-run).")
+            subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(REPO)], check=True)
     if REPO is None:
         raise SystemExit("Start Jupyter inside the repository (e.g. in its notebooks/ folder) so the notebook "
                          "can find the project's code.")
