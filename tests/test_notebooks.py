@@ -3,9 +3,13 @@
 The smoke tests execute each notebook with papermill (kernel `python3` of this interpreter's environment,
 cwd the repository root) with `SMOKE=True`: offline demo data, a few CPU steps, no downloads.
 """
+import ast
 import importlib.util
 import json
 import pathlib
+import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -55,6 +59,46 @@ def test_notebook_is_clean_and_parameterised(name):
         for line in cell.source.splitlines():
             if "google.colab import" in line:
                 assert line.startswith(" "), f"unguarded Colab import: {line!r}"
+
+
+def _command_flags(notebook):
+    """{module: flags} of every `run("-m", module, ...)` call, including flags held in `*_ARGS` lists."""
+    def python(line):  # an IPython magic becomes `pass` at its indentation
+        return line[:len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith("%") else line
+
+    trees = [ast.parse("\n".join(map(python, c.source.splitlines()))) for c in notebook.cells if c.cell_type == "code"]
+
+    def flags(node):
+        return {n.value for n in ast.walk(node)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("--")}
+
+    lists = {}
+    for node in (n for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Assign)):
+        for target in node.targets:
+            pairs = [(target, node.value)]
+            if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = list(zip(target.elts, node.value.elts))  # A, B = [...], [...]
+            for name, value in pairs:
+                if isinstance(name, ast.Name) and name.id.endswith("_ARGS"):
+                    lists.setdefault(name.id, set()).update(flags(value))
+    commands = {}
+    for call in (n for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        if getattr(call.func, "id", None) == "run" and len(call.args) > 1 and \
+                getattr(call.args[0], "value", None) == "-m":
+            used = flags(call) | {f for n in ast.walk(call) if isinstance(n, ast.Name) for f in lists.get(n.id, ())}
+            commands.setdefault(call.args[1].value, set()).update(used)
+    return commands
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_commands_use_real_flags(name):
+    commands = _command_flags(nbformat.read(NOTEBOOKS / name, as_version=4))
+    assert {"train", "evaluate", "export"} <= {module.split(".")[1] for module in commands}
+    for module, flags in commands.items():
+        usage = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True,
+                               check=True).stdout
+        known = set(re.findall(r"--[a-z][a-z0-9-]*", usage))
+        assert flags <= known, f"{name}: `python -m {module}` has no {sorted(flags - known)}"
 
 
 def _execute(name, tmp_path, **parameters):
