@@ -167,7 +167,7 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
         x = keras.layers.Concatenate(name=f"{name}_skip")([x, skips[j]])
     x = _conv(output_channels, 2, True, spectral_norm, "output_conv", transpose=True)(x)
     x = keras.layers.Activation(output_activation, dtype="float32", name=f"output_{output_activation}")(x)
-    outputs = CropToReference(multiple, name="crop")([x, inputs])
+    outputs = CropToReference(multiple, dtype="float32", name="crop")([x, inputs])
     return keras.Model(inputs, outputs, name=name)
 
 
