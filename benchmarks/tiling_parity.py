@@ -5,7 +5,11 @@ but not exact; `enhance_tiled_exact` (Keras models) uses the whole image's stati
 PSNR(tiled, whole) on clipped [0,1] outputs with the authors' iphone generator for a few tile sizes.
 
     python benchmarks/tiling_parity.py --checkpoint ../shared/dped/pretrained/iphone_orig \
-        --images ../shared/dped/full_size
+        --images ../shared/dped/full_size --configs 512:128,768:128
+
+Measured (2026-11-26, 2 shared CPU cores, four 720x1280 photos): blended 512/128 px: 36.1, 32.3, 36.7,
+33.1 dB; blended 768/128 px: 43.9, 39.2, 43.7, 36.0 dB; exact with 512 px tiles: 101.7, 102.4, 98.3,
+98.9 dB (float32 rounding) at about 5x the whole-image compute.
 """
 import argparse
 import pathlib
