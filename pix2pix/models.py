@@ -3,7 +3,8 @@
 Both work in the symmetric range [-1, 1] (`Pix2Pix` converts at its boundary). Conventions follow the
 PyTorch reference implementation: 4x4 kernels, init N(0, 0.02), convolution biases in the U-Net only on
 its output layer or when it has no normalisation at all (so the two un-normalised encoder blocks of a
-normalised U-Net have none, as in both references), in the PatchGAN wherever no norm follows, LeakyReLU 0.2 in the encoder, ReLU in the decoder.
+normalised U-Net have none, as in both references), in the PatchGAN wherever no norm follows;
+LeakyReLU 0.2 in the encoder, ReLU in the decoder.
 
 The U-Net deliberately has **no normalisation on its innermost (1x1 at 256 input) block**: a batch norm
 over a 1x1 map at batch size 1 outputs its shift for every input and silently cuts the bottleneck off

@@ -1,11 +1,16 @@
 """Task presets reproducing the pix2pix seeds, and each task's data: training batches, evaluation pairs, demo.
 
-| task | seed | data | model and loss |
-|---|---|---|---|
-| `phone2dslr` | 000 | DPED pairs resized to 64x64 | 6-level U-Net, instance norm in D, WGAN (clip 0.01), G = 2*(3 perceptual + 0.15 colour + 17 content) + adversarial, batch 32, Adam 2e-4 (0.5, 0.99) |
-| `deblur` | 000 | clean photos blurred with Gaussian sigma 1 on the fly, 256 crops, colour jitter | 8-level U-Net, BCE cGAN + 100 L1 + 1 perceptual, batch 8, Adam 2e-4 (0.5, 0.99); optional contrast stretch (10, 240) afterwards |
-| `ldr2hdr` | 000 | scene folders with -2/0/+2 exposures and an HDR image, 256x256, test scenes unseen | ReLU output, instance norm in G and D, BCE + 100 L1 |
-| `overexposure` | 003 | clean photos overexposed in linear light (tau 0.5, or uniform in [0.5, 1]) | 5-level U-Net (receptive field 126 px, seed 003 found ~140 best; D 70 px), LSGAN, spectral norm in G and D, noise injection, 50 L1 + 100 perceptual (5 VGG-19 layers) |
+- `phone2dslr` (seed 000): DPED pairs resized to 64x64; 6-level U-Net (one dropout block), instance norm
+  in D, WGAN with weight clipping, G = 2 * (3 perceptual + 0.15 colour + 17 content) + adversarial, batch
+  32, Adam 2e-4 (0.5, 0.99), no L1.
+- `deblur` (seed 000): clean photos blurred with a Gaussian of sigma 1 on the fly, 256 crops, colour
+  jitter; 8-level U-Net, BCE cGAN + 100 L1 + 1 perceptual, batch 8, Adam 2e-4 (0.5, 0.99); optional
+  contrast stretch (10, 240) afterwards.
+- `ldr2hdr` (seed 000): scene folders with -2/0/+2 exposures and an HDR image, 256x256, test scenes
+  unseen; ReLU output, instance norm in G and D, BCE + 100 L1.
+- `overexposure` (seed 003): clean photos overexposed in linear light (tau 0.5, or uniform in [0.5, 1]);
+  5-level U-Net (receptive field 126 px; seed 003 found ~140 px best, with a 70 px D), LSGAN, spectral
+  norm in G and D, noise injection, 50 L1 + 100 perceptual (5 VGG-19 layers, each normalised by size).
 
 Data layouts (`--data-dir`):
 - phone2dslr: the DPED dataset (`dped/<phone>/training_data/{<phone>,canon}`, `test_data/patches/...`);

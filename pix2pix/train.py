@@ -28,11 +28,23 @@ DEFAULTS = {"eval_every": 1000, "log_every": 100}
 DEMO_DEFAULTS = {"iterations": 200, "batch_size": 4, "image_size": 64, "depth": 6, "base_filters": 32,
                  "eval_every": 100, "log_every": 10}
 DEMO_DATASET = {"n_train": 400, "n_test": 24}
+DATA_LAYOUTS = """data layouts (--data-dir):
+  phone2dslr    the DPED dataset: dped/<phone>/training_data/{<phone>,canon}/<i>.jpg and
+                test_data/patches/{<phone>,canon}/<i>.jpg (test patches: first half validation, second test)
+  deblur,       clean photos, in train/ (+ optional val/, test/) or in one flat folder (then split
+  overexposure  80/10/10 by a seeded shuffle; --seed picks the split)
+  ldr2hdr       one folder per scene: ev-2.jpg ev0.jpg ev+2.jpg hdr.hdr (or hdr.exr); scenes directly in
+                the folder (20 of every 176 scenes held out for test) or in train/ and test/
+see datasets/README.md and pix2pix/tasks.py for details."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, the data layouts printed as written."""
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m pix2pix.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog=DATA_LAYOUTS, formatter_class=_HelpFormatter)
     p.add_argument("--task", required=True, choices=TASK_NAMES, help="the preset (see pix2pix.tasks)")
     p.add_argument("--data-dir", default=None, help="the task's data folder (layouts: pix2pix.tasks docstring)")
     p.add_argument("--demo", action="store_true", help="build and train on a small offline demo dataset")

@@ -92,9 +92,9 @@ def test_evaluate_export_enhance(tmp_path, demo_root, tiny_runs):
     script = ("import sys, numpy as np, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
               "x = np.load(sys.argv[2]); y = m.signatures['serving_default'](images=tf.constant(x))['images']; "
               "np.save(sys.argv[3], y.numpy())")
+    env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", script, str(exported), str(tmp_path / "image.npy"),
-                    str(tmp_path / "out.npy")], check=True, env={"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3",
-                                                                   "PATH": "/usr/bin:/bin"})
+                    str(tmp_path / "out.npy")], check=True, env=env)
     fresh = np.load(tmp_path / "out.npy")
     from pix2pix.gan import Pix2Pix, load_generator
 
