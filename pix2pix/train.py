@@ -73,6 +73,8 @@ def build_parser():
     p.add_argument("--log-every", type=int, default=None, help="history/TensorBoard every N steps (100; demo 10)")
     p.add_argument("--keep-checkpoints", type=int, default=3)
     p.add_argument("--val-limit", type=int, default=0, help="validate on the first N pairs only (0: all)")
+    p.add_argument("--val-crop", type=int, default=None,
+                   help="deblur/overexposure: centre crop of the validation photos (default: --image-size)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and random draws")
     p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
     p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
@@ -193,8 +195,10 @@ def train(args):
     if min(*every.values(), checkpoint_every) < 1:
         raise PhotoEnhanceError("--eval-every, --log-every and --checkpoint-every must be at least 1")
     td = _data(args, task, out)
-    val_pairs = td.pairs("val", image_size=task.image_size if task.name in ("deblur", "overexposure") else None,
-                         limit=args.val_limit or None)
+    if args.val_crop is not None and (args.val_crop < 1 or task.name not in ("deblur", "overexposure")):
+        raise PhotoEnhanceError("--val-crop must be a positive size, and applies to deblur and overexposure only")
+    val_crop = (args.val_crop or task.image_size) if task.name in ("deblur", "overexposure") else None
+    val_pairs = td.pairs("val", image_size=val_crop, limit=args.val_limit or None)
     out.mkdir(parents=True, exist_ok=True)
 
     notes = []
@@ -249,7 +253,8 @@ def train(args):
     config = {"task": dataclasses.asdict(task), "data_dir": str(td.data_dir), "demo": args.demo,
               "data": td.describe(), "seed": args.seed, "strategy": args.strategy, "replicas": replicas,
               "mixed_precision": mixed, "jit_compile": args.jit_compile, "trainable_parameters": n_params,
-              "eval_every": every["eval_every"], "checkpoint_every": checkpoint_every}
+              "eval_every": every["eval_every"], "checkpoint_every": checkpoint_every, "val_crop": val_crop,
+              "val_pairs": len(val_pairs)}
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     step = training.fit_steps(gan, make_dataset, start_step=start, iterations=task.iterations,
