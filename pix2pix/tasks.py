@@ -37,13 +37,15 @@ from common import data as D
 from common.degradations import contrast_stretch, gaussian_blur, overexpose, random_tau
 from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
 from common.images import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from common.vgg import DPED_CONTENT_LAYERS, PERCEPTUAL_LAYERS_003
 from pix2pix import baselines
 from pix2pix.hdr import HDR_EXTENSIONS, read_hdr, write_radiance
 from pix2pix.models import build_patchgan, build_unet
 
-# VGG-19 layers of the perceptual term: the last conv of each block, one per scale (seed 003: "5 feature
-# maps regularly spaced"); the last is relu5_4, DPED's content layer.
-PERCEPTUAL_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
+# VGG-19 layers of the perceptual term (seed 003's five, one per scale); the last is relu5_4, which is
+# also DPED's content layer, so one VGG pass serves both terms.
+PERCEPTUAL_LAYERS = PERCEPTUAL_LAYERS_003
+assert PERCEPTUAL_LAYERS[-1] == DPED_CONTENT_LAYERS[0]
 GAMMA = 2.2
 EXPOSURES = (-2, 0, 2)
 DEMO_SIZE = 256
