@@ -4,7 +4,8 @@
         --data-dir PHOTOS --out eval/deblur
     python -m pix2pix.evaluate --task deblur --demo --weights ... --out ...   # the demo's test photos
 
-One table (metrics.json + metrics.md) with PSNR, SSIM, UQI and seed 000's mean of per-channel PSNRs for:
+One table (metrics.json + metrics.md) with PSNR, SSIM, UQI, seed 000's mean of per-channel PSNRs and, for
+overexposure, seed 003's luminance/contrast/saturation histogram intersections with the targets, for:
 the model, the model followed by the contrast stretch (deblur, `--contrast-stretch`), the degraded input
 itself, and the classical baseline (`pix2pix.baselines`). Outputs are clipped to [0, 1]; for LDR->HDR
 everything is compared after the tone map `x / (1 + x)` (see `pix2pix.tasks`). Also writes
@@ -50,11 +51,13 @@ def build_parser():
 def _markdown(results, n):
     names = list(results)
     lines = [f"| metric ({n} pairs) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key, label in ROWS:
+    rows = list(ROWS) + [(k, f"{k[5:]} histogram intersection with the targets (seed 003)")
+                         for k in results[names[0]] if k.startswith("hist_")]
+    for key, label in rows:
         cells = []
         for name in names:
             value = results[name].get(key)
-            cells.append("n/a" if value is None else f"{value:.4f}" if key in ("ssim", "uqi") else f"{value:.2f}")
+            cells.append("n/a" if value is None else f"{value:.2f}" if key.startswith("psnr") else f"{value:.4f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -72,7 +75,7 @@ def evaluate(model, task, pairs, *, contrast_stretch=False, progress=True):
     rows = ["model"] + (["model + contrast stretch"] if contrast_stretch else []) + ["input", "baseline"]
     acc = {name: MetricAccumulator(max_val=1.0, metrics=("psnr", "ssim", "uqi")) for name in rows}
     run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    images = []
+    images, exposure = [], {}
     for x, y, meta in tqdm(pairs, desc=f"evaluating {task.name}", disable=not progress):
         output = np.asarray(run(tf.constant(x[None])))[0]
         candidates = {"model": output, "input": x, "baseline": task.baseline(x, meta)}
@@ -83,11 +86,21 @@ def evaluate(model, task, pairs, *, contrast_stretch=False, progress=True):
         for name in rows:
             acc[name].update(view(candidates[name]), target)
         images.append((meta["name"], x, output, candidates["baseline"], y))
+        if task.name == "overexposure":
+            exposure.setdefault("target", []).append(target)
+            for name in rows:
+                exposure.setdefault(name, []).append(view(candidates[name]))
     results = {}
     for name in rows:
         r = acc[name].result()
         results[name] = {"psnr": r.get("psnr_per_image"), "psnr_per_channel_mean": r.get("psnr_per_channel_mean"),
                          "ssim": r.get("ssim"), "uqi": r.get("uqi"), "n_images": r["n_images"]}
+    if exposure:
+        from common.plots import exposure_similarity
+
+        similarity = exposure_similarity(exposure, reference="target")
+        for name in rows:
+            results[name].update({f"hist_{feature}": value for feature, value in similarity[name].items()})
     return results, images
 
 

@@ -53,6 +53,12 @@ def test_tiny_demo_run_per_task(tiny_runs, task):
         # the offline demo has no ImageNet VGG-19: its terms are switched off and that is recorded
         assert "disabled" in (summary["perceptual_loss"], summary["content_loss"])
         assert any("VGG-19" in note for note in summary["notes"])
+    if task == "overexposure":  # seed 003's exposure histogram rows, and the exact inverse beats the input
+        report = evaluate_cli.main(["--task", task, "--demo", "--demo-dir", str(demo_root / task), "--weights",
+                                    str(run / "best_generator.keras"), "--out", str(run / "eval"), "--crop", "64",
+                                    "--no-progress"])
+        assert {"hist_luminance", "hist_contrast", "hist_saturation"} <= set(report["results"]["model"])
+        assert report["results"]["baseline"]["psnr"] > report["results"]["input"]["psnr"]
     saved = json.loads((run / "summary.json").read_text())
     assert saved["task"] == task and saved["step_time_s"] is None or saved["step_time_s"] >= 0
 
