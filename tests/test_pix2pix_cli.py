@@ -42,7 +42,7 @@ def tiny_runs(demo_root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["phone2dslr", "deblur", "ldr2hdr", "overexposure"])
-def test_tiny_demo_run_per_task(tiny_runs, task):
+def test_tiny_demo_run_per_task(tiny_runs, demo_root, task):
     run, summary = tiny_runs(task)
     assert summary["status"] == "finished" and summary["steps"] == 2
     assert np.isfinite(summary["final_validation"]["val_psnr"])
