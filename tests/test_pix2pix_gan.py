@@ -136,3 +136,20 @@ def test_linear_target_range_for_hdr():
     assert gan(x).numpy().min() >= 0.0
     metrics = gan.test_step((x, y * 4.0))
     assert np.isfinite(float(metrics["psnr"]))
+
+
+def test_mixed_precision_step_keeps_float32_outputs():
+    from common.training import make_adam
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        g = build_unet(depth=3, base_filters=4, spectral_norm=True, noise_injection=True, seed=0)
+        d = build_patchgan(n_layers=1, base_filters=4, norm="instance", spectral_norm=True)
+        gan = Pix2Pix(g, d, gan_loss="lsgan", lambda_color=1.0)
+        gan.compile(make_adam(2e-4, 0.5, mixed=True), make_adam(2e-4, 0.5, mixed=True))
+        x, y = _data()
+        logs = gan.train_step((x, y))
+        assert all(np.isfinite(float(v)) for v in logs.values())
+        assert gan(x).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
