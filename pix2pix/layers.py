@@ -10,8 +10,14 @@ from keras import ops
 
 
 def spectral(layer, enabled):
-    """Wrap `layer` in spectral normalisation when `enabled` (Miyato et al. 2018), else return it unchanged."""
-    return keras.layers.SpectralNormalization(layer, power_iterations=1) if enabled else layer
+    """Wrap `layer` in spectral normalisation when `enabled` (Miyato et al. 2018), else return it unchanged.
+
+    The wrapper runs in float32 even under mixed precision: its power iteration on float16 copies of
+    N(0, 0.02) weights underflows and divides by zero; the wrapped convolution still computes in float16.
+    """
+    if not enabled:
+        return layer
+    return keras.layers.SpectralNormalization(layer, power_iterations=1, dtype="float32", name=f"{layer.name}_sn")
 
 
 @keras.saving.register_keras_serializable(package="photoenhance")
