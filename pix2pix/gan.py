@@ -86,6 +86,10 @@ class Pix2Pix(keras.Model):
             "d_loss", "d_real", "d_fake", "gradient_penalty", "g_loss", "g_adv", "g_l1", "g_perceptual",
             "g_color", "g_content")}
         self.val_trackers = {name: keras.metrics.Mean(name=name) for name in ("l1", "psnr", "ssim")}
+        unused = {"gradient_penalty": not self.objective.gradient_penalty_weight,
+                  "g_perceptual": not self.use_perceptual, "g_content": not self.use_content,
+                  "g_color": not self.use_color}
+        self.logged = [name for name in self.trackers if not unused.get(name, False)]
 
     @classmethod
     def for_inference(cls, generator, target_range="symmetric", inference_mode="moving"):
@@ -217,7 +221,7 @@ class Pix2Pix(keras.Model):
         self.trackers["g_loss"].update_state(g_loss)
         for name, value in terms.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
-        return {name: self.trackers[name].result() for name in self.trackers}
+        return {name: self.trackers[name].result() for name in self.logged}
 
     def test_step(self, data):
         condition, target = tf.cast(data[0], tf.float32), tf.cast(data[1], tf.float32)
