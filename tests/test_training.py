@@ -192,3 +192,25 @@ def test_precision_and_optimizers():
     assert (float(opt.beta_1), float(opt.beta_2), float(opt.epsilon)) == (0.9, 0.999, 1e-8)
     with pytest.raises(ValueError, match="unknown strategy"):
         training.get_strategy("tpu")
+
+
+def test_tensorboard_logger_writes_scalars_and_image_grids(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from common.training import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path / "tb", every_n_steps=2)
+    assert logger.enabled
+    for step in range(1, 5):
+        logger.on_step_end(step, {"g_loss": float(step), "d_loss": 0.5})
+    images = np.random.default_rng(0).random((3, 8, 6, 3)).astype("float32")
+    logger.log_images(4, images, images, images, max_images=2)
+    logger.on_train_end()
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0, "images": 0}).Reload()
+    g_loss = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("g_loss")]
+    assert g_loss == [(2, 2.0), (4, 4.0)]
+    image_events = events.Tensors("val/input_output_target")
+    assert [e.step for e in image_events] == [4]
+    # width, height, then one encoded PNG per example: 2 examples, each input|output|target (3 x 6 px wide)
+    assert tf.make_ndarray(image_events[0].tensor_proto)[:2].tolist() == [b"18", b"8"]
+    assert len(tf.make_ndarray(image_events[0].tensor_proto)) == 4
