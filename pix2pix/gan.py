@@ -109,7 +109,9 @@ class Pix2Pix(keras.Model):
         return {name: float(getattr(self, name).numpy()) for name in LOSS_WEIGHTS}
 
     def set_loss_weights(self, **weights):
-        """Change loss weights between steps (e.g. switch a term on after a warm-up)."""
+        """Change loss weights between steps (e.g. a term switched on after a warm-up). The colour,
+        perceptual and content terms are only built when their weight is non-zero at construction, so to
+        schedule one, construct with its final weight and set it to 0 for the warm-up."""
         for name, value in weights.items():
             if name not in LOSS_WEIGHTS:
                 raise ValueError(f"unknown loss weight {name!r}; choose from {LOSS_WEIGHTS}")
