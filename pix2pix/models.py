@@ -121,7 +121,7 @@ def unet_filters(depth, base_filters=64, max_filters=512):
 
 def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_activation="tanh",
                dropout=0.5, dropout_blocks=3, spectral_norm=False, noise_injection=False,
-               input_channels=3, output_channels=3, seed=None, name="unet_generator"):
+               input_channels=3, output_channels=3, residual=False, seed=None, name="unet_generator"):
     """The pix2pix U-Net generator for images of any size.
 
     Encoder: `depth` conv 4x4/2 + norm + LeakyReLU(0.2) blocks (no norm on the first and the innermost);
@@ -131,15 +131,21 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
     to a multiple of 2**depth and the output is cropped back, so any H x W works. Seed 000's 64x64 model is
     `depth=6` with one dropout block (their layers 6, 7, 10, 11 removed). `noise_injection` adds a
     `NoiseInjection` after every convolution but the output one (seed 003); `spectral_norm` wraps every
-    convolution.
+    convolution. `residual=True` (not in the papers; an option for restoration tasks such as deblurring)
+    returns `input + activation(last conv)`: the network predicts a bounded correction of its input, so
+    the identity is where training starts instead of something it has to learn through a half-resolution
+    skip path.
     """
     _check(norm, output_activation)
+    if residual and input_channels != output_channels:
+        raise ValueError(f"residual=True needs input_channels == output_channels, got {input_channels} and "
+                         f"{output_channels}")
     if depth < 2:
         raise ValueError(f"depth must be at least 2, got {depth}")
     filters = unet_filters(depth, base_filters, max_filters)
     multiple = 2 ** depth
     inputs = keras.Input((None, None, input_channels), name="image")
-    x = ReflectPadToMultiple(multiple, name="pad")(inputs)
+    padded = x = ReflectPadToMultiple(multiple, name="pad")(inputs)
     noise_seeds = itertools.count(0 if seed is None else seed + 1)
 
     def maybe_noise(x, name):
@@ -168,6 +174,8 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
         x = keras.layers.Concatenate(name=f"{name}_skip")([x, skips[j]])
     x = _conv(output_channels, 2, True, spectral_norm, "output_conv", transpose=True)(x)
     x = keras.layers.Activation(output_activation, dtype="float32", name=f"output_{output_activation}")(x)
+    if residual:
+        x = keras.layers.Add(dtype="float32", name="residual_add")([x, padded])
     outputs = CropToReference(multiple, dtype="float32", name="crop")([x, inputs])
     return keras.Model(inputs, outputs, name=name)
 

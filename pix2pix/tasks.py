@@ -68,6 +68,7 @@ class Task:
     dropout_blocks: int = 3
     spectral_norm: bool = False
     noise_injection: bool = False
+    residual: bool = False
     # objective
     gan_loss: str = "bce"
     n_critic: int = 1
@@ -100,7 +101,8 @@ class Task:
     def build_generator(self, seed=None):
         return build_unet(depth=self.depth, base_filters=self.base_filters, norm=self.g_norm,
                           output_activation=self.output_activation, dropout_blocks=self.dropout_blocks,
-                          spectral_norm=self.spectral_norm, noise_injection=self.noise_injection, seed=seed)
+                          spectral_norm=self.spectral_norm, noise_injection=self.noise_injection,
+                          residual=self.residual, seed=seed)
 
     def build_discriminator(self):
         return build_patchgan(n_layers=self.d_layers, base_filters=self.base_filters, norm=self.d_norm,

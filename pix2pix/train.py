@@ -57,6 +57,8 @@ def build_parser():
     p.add_argument("--image-size", type=int, default=None, help="training crop / resize side (preset; demo 64)")
     p.add_argument("--depth", type=int, default=None, help="U-Net levels (preset; demo 6)")
     p.add_argument("--base-filters", type=int, default=None, help="first-level filters of G and D (64; demo 32)")
+    p.add_argument("--residual", action="store_true",
+                   help="generator returns input + tanh(correction) (not in the papers; helps restoration tasks)")
     p.add_argument("--gan-loss", choices=("bce", "lsgan", "wgan", "wgan-gp", "hinge"), default=None)
     p.add_argument("--n-critic", type=int, default=None, help="discriminator updates per generator update")
     for name in ("adv", "l1", "perceptual", "color", "content"):
@@ -96,7 +98,8 @@ def resolve_task(args):
     overrides = dict(iterations=pick("iterations"), batch_size=pick("batch_size"), image_size=pick("image_size"),
                      depth=pick("depth"), base_filters=pick("base_filters"), gan_loss=args.gan_loss,
                      n_critic=args.n_critic, learning_rate=args.lr, beta_1=args.beta1, beta_2=args.beta2,
-                     tau=args.tau, random_tau=True if args.random_tau else None, inference_mode=args.inference_mode,
+                     tau=args.tau, random_tau=True if args.random_tau else None,
+                     residual=True if args.residual else None, inference_mode=args.inference_mode,
                      **{f"lambda_{n}": getattr(args, f"lambda_{n}") for n in ("adv", "l1", "perceptual", "color",
                                                                                "content")})
     task = get_task(args.task, **overrides)

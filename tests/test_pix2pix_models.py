@@ -134,3 +134,17 @@ def test_noise_injection_unet_is_deterministic_at_inference():
     x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
     np.testing.assert_array_equal(g(x, training=False).numpy(), g(x, training=False).numpy())
     assert not np.allclose(g(x, training=True).numpy(), g(x, training=False).numpy())
+
+
+def test_residual_unet_starts_from_its_input_and_round_trips(tmp_path):
+    model = build_unet(depth=3, base_filters=4, norm="instance", residual=True, seed=0)
+    assert model.count_params() == build_unet(depth=3, base_filters=4, norm="instance", seed=0).count_params()
+    out_conv = model.get_layer("output_conv")
+    out_conv.set_weights([np.zeros_like(w) for w in out_conv.get_weights()])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 13, 19, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), x, atol=1e-6)
+    path = tmp_path / "residual.keras"
+    model.save(path)
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(path)(x, training=False)), x, atol=1e-6)
+    with pytest.raises(ValueError, match="input_channels == output_channels"):
+        build_unet(depth=3, base_filters=4, residual=True, input_channels=3, output_channels=1)
