@@ -16,7 +16,7 @@ over a 1x1 map at batch size 1 outputs its shift for every input and silently cu
 import itertools
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from common.layers import InstanceNormalization
 from pix2pix.layers import NoiseInjection, spectral
@@ -65,15 +65,15 @@ class ReflectPadToMultiple(keras.layers.Layer):
 
     def _indices(self, size):
         before, total = _centre_offsets(size, self.multiple)
-        k = tf.abs(tf.range(size + total) - before)
-        period = tf.maximum(2 * (size - 1), 1)
+        k = ops.abs(ops.arange(size + total) - before)
+        period = ops.maximum(2 * (size - 1), 1)
         j = k % period
-        return tf.where(j < size, j, period - j)
+        return ops.where(j < size, j, period - j)
 
     def call(self, x):
-        shape = tf.shape(x)
-        x = tf.gather(x, self._indices(shape[1]), axis=1)
-        return tf.gather(x, self._indices(shape[2]), axis=2)
+        shape = ops.shape(x)
+        x = ops.take(x, self._indices(shape[1]), axis=1)
+        return ops.take(x, self._indices(shape[2]), axis=2)
 
     def compute_output_shape(self, input_shape):
         def up(s):
@@ -94,7 +94,7 @@ class CropToReference(keras.layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
-        h, w = tf.shape(reference)[1], tf.shape(reference)[2]
+        h, w = ops.shape(reference)[1], ops.shape(reference)[2]
         top, _ = _centre_offsets(h, self.multiple)
         left, _ = _centre_offsets(w, self.multiple)
         return x[:, top:top + h, left:left + w, :]
