@@ -140,6 +140,7 @@ def test_save_load_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")  # the mismatched file, on purpose
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="missing.keras: generator file not found"):
         load_generator(tmp_path / "missing.keras")
