@@ -9,14 +9,18 @@ def quiet_tensorflow():
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)`; a `PhotoEnhanceError` (bad user input) becomes one line on stderr and exit code 2."""
-    from common.errors import PhotoEnhanceError
+    """Run `main(argv)`: bad user input (`PhotoEnhanceError`) becomes one line on stderr and exit code 2,
+    a diverged training run (`TrainingDiverged`, last good checkpoint kept) one line and exit code 3."""
+    from common.errors import PhotoEnhanceError, TrainingDiverged
 
     try:
         return main(argv)
     except PhotoEnhanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; re-run the same command to resume", file=sys.stderr)
         raise SystemExit(130) from None

@@ -10,7 +10,7 @@ import pathlib
 import imageio.v3 as iio
 import numpy as np
 
-from common.errors import ImageReadError
+from common.errors import ImageReadError, PhotoEnhanceError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -114,3 +114,29 @@ def list_images(folder):
 def _natural_key(name):
     stem, ext = os.path.splitext(name)
     return (0, int(stem), ext) if stem.isdigit() else (1, stem, ext)
+
+
+def collect_image_files(inputs):
+    """Image files from a mix of files and folders (folders: their images, natural order).
+
+    Raises `PhotoEnhanceError` for a missing input, a folder without images, or two inputs that would be
+    written to the same `<stem>.png`.
+    """
+    files = []
+    for item in inputs:
+        path = pathlib.Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise PhotoEnhanceError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise PhotoEnhanceError(f"{path}: input not found")
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise PhotoEnhanceError(f"{path} and {stems[path.stem]} would both be written as {path.stem}.png")
+        stems[path.stem] = path
+    return files

@@ -17,6 +17,7 @@ import pathlib
 import numpy as np
 
 from common.cli import quiet_tensorflow, run_cli
+from common.images import collect_image_files
 from common.errors import PhotoEnhanceError
 
 # Full resolution of each DPED phone (H x W) and the authors' centre crops of it.
@@ -118,29 +119,6 @@ def enhance_image(model, image_uint8, *, resolution=None, phone="iphone", memory
     return to_uint8(out)
 
 
-def collect_inputs(inputs):
-    """Image files from a mix of files and folders (folders: their images, natural order)."""
-    from common.images import IMAGE_EXTENSIONS, list_images
-
-    files = []
-    for item in inputs:
-        path = pathlib.Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                raise PhotoEnhanceError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise PhotoEnhanceError(f"{path}: input not found")
-    stems = {}
-    for path in files:
-        if path.stem in stems:
-            raise PhotoEnhanceError(f"{path} and {stems[path.stem]} would both be written as {path.stem}.png")
-        stems[path.stem] = path
-    return files
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dped.enhance", description=__doc__.split("\n")[0])
@@ -166,7 +144,7 @@ def main(argv=None):
 
     from common.images import read_image, write_image
 
-    files = collect_inputs(args.inputs)
+    files = collect_image_files(args.inputs)
     model = load_model(args.weights, args.saved_model, args.original_checkpoint)
     out_dir = pathlib.Path(args.output_dir)
     for path in tqdm(files, desc="enhancing", unit="photo"):

@@ -14,33 +14,11 @@ import pathlib
 import numpy as np
 
 from common.cli import quiet_tensorflow, run_cli
+from common.images import collect_image_files
 from common.errors import PhotoEnhanceError
 
 DEFAULT_MEMORY_BUDGET_MB = 2048
 
-
-def collect_inputs(inputs):
-    """Image files from a mix of files and folders; two inputs may not share an output name."""
-    from common.images import list_images
-
-    files = []
-    for item in inputs:
-        path = pathlib.Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                raise PhotoEnhanceError(f"{path}: folder holds no images")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise PhotoEnhanceError(f"{path}: input not found")
-    seen = {}
-    for path in files:
-        if path.stem in seen:
-            raise PhotoEnhanceError(f"{path} and {seen[path.stem]} would both be written as {path.stem}.png")
-        seen[path.stem] = path
-    return files
 
 
 def make_predictor(task, weights=None, saved_model=None, inference_mode="moving"):
@@ -95,7 +73,7 @@ def main(argv=None):
     from pix2pix.tasks import get_task
 
     task = get_task(args.task, postprocess="contrast_stretch" if args.contrast_stretch else None)
-    files = collect_inputs(args.inputs)
+    files = collect_image_files(args.inputs)
     predictor = make_predictor(task, args.weights, args.saved_model, args.inference_mode)
     out_dir = pathlib.Path(args.output_dir)
     written = []

@@ -326,14 +326,7 @@ def _make_step_timer():
 
 def main(argv=None):
     quiet_tensorflow()
-    args = build_parser().parse_args(argv)
-    from common.errors import TrainingDiverged
-
-    try:
-        return train(args)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(3) from None
+    return train(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

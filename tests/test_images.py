@@ -73,3 +73,22 @@ def test_list_images_sorts_numerically(tmp_path):
     for name in ["10.jpg", "2.jpg", "1.png", "notes.txt"]:
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["1.png", "2.jpg", "10.jpg"]
+
+
+def test_collect_image_files_from_files_and_folders(tmp_path):
+    from common.errors import PhotoEnhanceError
+    from common.images import collect_image_files
+
+    (tmp_path / "a").mkdir()
+    for name in ["a/2.jpg", "a/10.png", "b.jpg", "a/readme.txt"]:
+        (tmp_path / name).write_bytes(b"x")
+    found = collect_image_files([tmp_path / "a", tmp_path / "b.jpg"])
+    assert [p.name for p in found] == ["2.jpg", "10.png", "b.jpg"]
+    with pytest.raises(PhotoEnhanceError, match="missing.jpg: input not found"):
+        collect_image_files([tmp_path / "missing.jpg"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PhotoEnhanceError, match="empty: folder holds no images"):
+        collect_image_files([tmp_path / "empty"])
+    (tmp_path / "2.png").write_bytes(b"x")
+    with pytest.raises(PhotoEnhanceError, match="would both be written as 2.png"):
+        collect_image_files([tmp_path / "a", tmp_path / "2.png"])
