@@ -264,7 +264,12 @@ def decode_image(path):
     JPEGs use the accurate integer DCT (libjpeg's ISLOW, as Pillow does): TensorFlow's default fast DCT
     differs by up to 19 levels on DPED patches, which shifts PSNR. 16-bit PNGs are rounded to 8 bits.
     """
-    data = tf.io.read_file(path)
+    return decode_image_bytes(tf.io.read_file(path))
+
+
+def decode_image_bytes(data):
+    """`decode_image` of a file's bytes (a scalar tf.string): the same pixels, for data stored as bytes
+    (e.g. a TFDS dataset whose images keep their original JPEG encoding)."""
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 25), "\0" * 25]), 0, 25)
     is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
     is_png16 = tf.logical_and(
@@ -408,15 +413,92 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
             f"need the same non-zero number of inputs and targets, got {len(files_a)} and {len(files_b)}")
     paths_a = tf.constant([str(f) for f in files_a])
     paths_b = tf.constant([str(f) for f in files_b])
+    return _keyed_pair_batches(lambda index: (decode_image(paths_a[index]), decode_image(paths_b[index])),
+                               len(files_a), batch_size, seed, start_step, crop, resize, flip, color_augment,
+                               normalize, batches_per_step)
+
+
+def _keyed_pair_batches(fetch, n, batch_size, seed, start_step, crop, resize, flip, color_augment, normalize,
+                        batches_per_step):
+    """The step-keyed random pair batches of `random_pair_batches` over any `fetch(index) -> (a, b)` of
+    n pairs (float [0, 1] images): the same indices, crops, flips and jitter for the same (seed, step)."""
 
     def load(key, slot, index):
-        a, b = decode_image(paths_a[index]), decode_image(paths_b[index])
+        a, b = fetch(index)
         a, b = _transform([a, b], _example_seed(key, slot), resize, crop, flip, color_augment)
         return _normalize(a, normalize), _normalize(b, normalize)
 
-    ds = _step_keyed_indices(seed, start_step, len(files_a), batch_size, batches_per_step)
+    ds = _step_keyed_indices(seed, start_step, n, batch_size, batches_per_step)
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     return _group(ds, batch_size, batches_per_step).prefetch(AUTOTUNE)
+
+
+# ------------------------------------------------------------------------------------------ TFDS sources
+def _tfds_fetch(source, keys):
+    """`fetch(index) -> (a, b)` reading example `index` of a random-access source (`tfds.data_source`,
+    `builder.as_data_source`) inside tf.data. Images stored as bytes (read with `tfds.decode.SkipDecoding`)
+    are decoded by `decode_image_bytes`, so JPEGs give exactly the folder pipeline's pixels; already
+    decoded uint8 arrays are used as they are."""
+    if len(source) == 0:
+        raise DataLayoutError("the TFDS split has no examples")
+    first = source[0]
+    missing = [k for k in keys if k not in first]
+    if missing:
+        raise DataLayoutError(f"TFDS examples have the features {sorted(first)}, not {missing}")
+    as_bytes = isinstance(first[keys[0]], bytes)
+
+    def read(index):
+        example = source[int(index)]
+        return tuple(example[k] for k in keys)
+
+    def fetch(index):
+        if as_bytes:
+            a, b = tf.numpy_function(read, [index], (tf.string, tf.string), stateful=False)
+            return decode_image_bytes(tf.reshape(a, [])), decode_image_bytes(tf.reshape(b, []))
+        images = tf.numpy_function(read, [index], (tf.uint8, tf.uint8), stateful=False)
+        out = []
+        for x in images:
+            x = tf.cast(x, tf.float32) / 255.0
+            x.set_shape([None, None, 3])
+            out.append(x)
+        return tuple(out)
+
+    return fetch
+
+
+def tfds_pair_batches(source, batch_size, *, seed, start_step=0, patch_size=None, resize=None, flip=False,
+                      color_augment=False, normalize="unit", batches_per_step=1, keys=("phone", "dslr")):
+    """`random_pair_batches` over a TFDS random-access source: element k depends only on
+    `(seed, start_step + k)`, and example i of `source` plays the role of pair i of the file lists.
+
+    `source[i]` must be a dict holding the pair under `keys`, as bytes (`tfds.decode.SkipDecoding`, exact
+    folder-pipeline pixels) or uint8 arrays. Only example 0 is checked against `patch_size` up front.
+    """
+    _check_common(batch_size, seed, normalize)
+    if seed is None:
+        raise PhotoEnhanceError("tfds_pair_batches needs an int seed (batches are keyed on (seed, step))")
+    if batches_per_step not in (1, 2):
+        raise PhotoEnhanceError(f"batches_per_step must be 1 or 2, got {batches_per_step!r}")
+    crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
+    fetch = _tfds_fetch(source, keys)
+    if crop is not None:
+        size = (resize or tuple(int(d) for d in tf.shape(fetch(tf.constant(0, tf.int64))[0])[:2]))
+        if crop[0] > size[0] or crop[1] > size[1]:
+            raise PhotoEnhanceError(f"patch_size {crop} is larger than the {size[0]}x{size[1]} TFDS images")
+    return _keyed_pair_batches(fetch, len(source), batch_size, seed, start_step, crop,
+                               resize, flip, color_augment, normalize, batches_per_step)
+
+
+def tfds_pair_dataset(source, batch_size, *, normalize="unit", keys=("phone", "dslr")):
+    """Finite `(a, b)` batches of every example of a TFDS random-access source, in index order
+    (evaluation); like `paired_folder_dataset` without crop or resize, so the images must share one size
+    when `batch_size > 1`."""
+    _check_common(batch_size, None, normalize)
+    fetch = _tfds_fetch(source, keys)
+    ds = tf.data.Dataset.range(len(source)).map(
+        lambda i: tuple(_normalize(x, normalize) for x in fetch(i)), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def _require_one_size(report):

@@ -10,13 +10,16 @@ DSLR is a Canon 70D). Build and load:
                    download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
                        manual_dir="/path/to/folder/with/dped")})
 
-The JPEG files are stored as they are (no re-encoding), so pixels match the released files.
+The JPEG files are stored as they are (no re-encoding), so pixels match the released files. For
+training with exact step-keyed resume, `data_sources` prepares the dataset in the random-access
+`array_record` format and returns index-addressable splits for `common.data.tfds_pair_batches`.
 """
 import pathlib
 
 import tensorflow_datasets as tfds
 
 from common.data import DSLR, PHONES, dped_folders, paired_files, scan_pairs
+from common.errors import PhotoEnhanceError
 
 
 class DpedConfig(tfds.core.BuilderConfig):
@@ -62,3 +65,28 @@ class Dped(tfds.core.GeneratorBasedBuilder):
         files_phone, files_dslr, _ = scan_pairs(files_phone, files_dslr)
         for fp, fd in zip(files_phone, files_dslr):
             yield pathlib.Path(fp).stem, {"phone": fp, "dslr": fd}
+
+
+def data_sources(phone, manual_dir, data_dir=None):
+    """`{"train": source, "test": source}` random-access splits of `dped/<phone>`, whose examples hold the
+    stored JPEG bytes; prepares the dataset from `manual_dir` in `array_record` format first if needed.
+
+    `data_dir`: TFDS's data folder (default TFDS's own, ~/tensorflow_datasets). A dataset already prepared
+    there in a format without random access (e.g. TFRecord) raises `PhotoEnhanceError` saying how to
+    re-prepare it.
+    """
+    builder = Dped(config=phone, data_dir=data_dir)
+    if not builder.is_prepared():
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)),
+                                     file_format="array_record")
+    random_access = set(tfds.core.file_adapters.FileFormat.with_random_access())
+    formats = builder.info.available_file_formats() or {builder.info.file_format}
+    if not set(formats) & random_access:
+        found = ", ".join(sorted(str(getattr(f, "value", f)) for f in formats))
+        raise PhotoEnhanceError(
+            f"the TFDS dataset dped/{phone} in {builder.data_dir} was prepared as {found}, which has no random "
+            "access by index (needed for exact resume); delete that folder (or pass another TFDS data dir) "
+            "so that it is re-prepared as array_record, or prepare it yourself with "
+            "builder.download_and_prepare(file_format='array_record', ...)")
+    skip = {"phone": tfds.decode.SkipDecoding(), "dslr": tfds.decode.SkipDecoding()}
+    return {split: builder.as_data_source(split=split, decoders=skip) for split in ("train", "test")}

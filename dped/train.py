@@ -36,6 +36,10 @@ def build_parser():
     p.add_argument("--data-dir", default=None,
                    help=f"folder holding dped/ (or dped/ itself); default ${DATA_ENV} or ./dped")
     p.add_argument("--demo", action="store_true", help="build and train on a small offline demo dataset")
+    p.add_argument("--tfds", action="store_true",
+                   help="read DPED through its TFDS builder (datasets/dped.py), prepared from --data-dir as the "
+                        "manual dir in array_record format if needed; same batches and exact resume")
+    p.add_argument("--tfds-data-dir", default=None, help="TFDS data folder (default: TFDS's own)")
     p.add_argument("--out", default=None, help="run folder (default runs/dped-<phone>[-demo])")
     p.add_argument("--iterations", type=int, default=None, help="total training steps (20000; demo 200)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch (50; demo 4)")
@@ -136,10 +140,17 @@ def train(args):
     weights = resolve_loss_weights(args.loss_preset, content=args.content_weight, color=args.color_weight,
                                    texture=args.texture_weight, tv=args.tv_weight)
     data_dir = _data_dir(args, out)
-    train_dirs = data.dped_folders(data_dir, args.phone, "train")
-    test_dirs = data.dped_folders(data_dir, args.phone, "test")
-    files_a, files_b = data.paired_files(*train_dirs)
-    data.paired_files(*test_dirs)
+    if args.tfds:
+        from datasets.dped import data_sources
+
+        sources = data_sources(args.phone, data_dir, args.tfds_data_dir)
+        train_pairs = len(sources["train"])
+    else:
+        train_dirs = data.dped_folders(data_dir, args.phone, "train")
+        test_dirs = data.dped_folders(data_dir, args.phone, "test")
+        files_a, files_b = data.paired_files(*train_dirs)
+        data.paired_files(*test_dirs)
+        train_pairs = len(files_a)
     out.mkdir(parents=True, exist_ok=True)
 
     notes = []
@@ -172,11 +183,16 @@ def train(args):
         print(f"resuming from step {start} ({ckpt.latest_path()})", file=sys.stderr)
 
     def make_dataset(step):
-        return data.random_pair_batches(files_a, files_b, s["batch_size"], seed=args.seed, start_step=step,
-                                        patch_size=s["patch_size"], batches_per_step=1 if args.same_batch else 2,
-                                        validate=False)
+        batching = dict(seed=args.seed, start_step=step, patch_size=s["patch_size"],
+                        batches_per_step=1 if args.same_batch else 2)
+        if args.tfds:
+            return data.tfds_pair_batches(sources["train"], s["batch_size"], **batching)
+        return data.random_pair_batches(files_a, files_b, s["batch_size"], validate=False, **batching)
 
-    val_ds = data.paired_folder_dataset(*test_dirs, batch_size=min(s["batch_size"], 50))
+    if args.tfds:
+        val_ds = data.tfds_pair_dataset(sources["test"], batch_size=min(s["batch_size"], 50))
+    else:
+        val_ds = data.paired_folder_dataset(*test_dirs, batch_size=min(s["batch_size"], 50))
     if args.val_limit > 0:
         val_ds = val_ds.unbatch().take(args.val_limit).batch(min(s["batch_size"], 50))
     tb = training.TensorBoardLogger(out / "tensorboard", s["log_every"])
@@ -192,7 +208,8 @@ def train(args):
               "lr": args.lr, "loss_preset": args.loss_preset, "loss_weights": weights,
               "texture_warmup": args.texture_warmup, "same_batch": args.same_batch, "width": args.width,
               "blocks": args.blocks, "strategy": args.strategy, "replicas": replicas, "mixed_precision": mixed,
-              "jit_compile": args.jit_compile, "train_pairs": len(files_a),
+              "jit_compile": args.jit_compile, "tfds": args.tfds,
+              "tfds_data_dir": args.tfds_data_dir, "train_pairs": train_pairs,
               **{k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in s.items()}}
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
