@@ -77,6 +77,8 @@ def data_sources(phone, manual_dir, data_dir=None):
     """
     builder = Dped(config=phone, data_dir=data_dir)
     if not builder.is_prepared():
+        for split in ("train", "test"):  # a missing manual dir names the folders looked for, not TFDS's assert
+            dped_folders(manual_dir, phone, split)
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)),
                                      file_format="array_record")
     random_access = set(tfds.core.file_adapters.FileFormat.with_random_access())

@@ -148,3 +148,8 @@ def test_tfds_decoded_source_gives_the_same_batches(prepared):
     want = _take(tfds_pair_batches(prepared[2]["train"], 2, **kwargs), 2)
     for g, w in zip(got, want):
         tf.nest.map_structure(np.testing.assert_array_equal, g, w)
+
+
+def test_tfds_missing_manual_dir_names_the_folders(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="dped/sony/training_data/sony"):
+        data_sources("sony", tmp_path / "nowhere", str(tmp_path / "tfds"))
