@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import add_runtime_flags, quiet_tensorflow, run_cli
 from common.errors import PhotoEnhanceError
 
 DEFAULTS = {"iterations": 20000, "batch_size": 50, "patch_size": 100, "eval_every": 1000, "log_every": 100}
@@ -63,12 +63,7 @@ def build_parser():
                    help="update G and D on the same batch (the authors use two separate random batches)")
     p.add_argument("--width", type=int, default=64, help="generator channels")
     p.add_argument("--blocks", type=int, default=4, help="generator residual blocks")
-    p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
-                   help="float16 compute with loss scaling; auto = on when a GPU is present")
-    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    p.add_argument("--vgg-weights", default=None,
-                   help="VGG-19 notop .h5 file (default: $VGG19_WEIGHTS, Keras' cache, or a download)")
+    add_runtime_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     return p
 

@@ -20,7 +20,7 @@ import pathlib
 import sys
 import time
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import add_runtime_flags, quiet_tensorflow, run_cli
 from common.errors import PhotoEnhanceError
 
 TASK_NAMES = ("phone2dslr", "deblur", "ldr2hdr", "overexposure")
@@ -78,12 +78,7 @@ def build_parser():
     p.add_argument("--val-crop", type=int, default=None,
                    help="deblur/overexposure: centre crop of the validation photos (default: --image-size)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and random draws")
-    p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
-                   help="float16 compute with loss scaling; auto = on when a GPU is present")
-    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    p.add_argument("--vgg-weights", default=None,
-                   help="VGG-19 notop .h5 file (default: $VGG19_WEIGHTS, Keras' cache, or a download)")
+    add_runtime_flags(p)
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     return p
