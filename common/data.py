@@ -302,6 +302,15 @@ def _hw(size, name):
     return size
 
 
+def _check_keyed(name, batch_size, seed, normalize, batches_per_step):
+    """Arguments of the step-keyed batch builders: an int seed and one or two batches per step."""
+    _check_common(batch_size, seed, normalize)
+    if seed is None:
+        raise PhotoEnhanceError(f"{name} needs an int seed (batches are keyed on (seed, step))")
+    if batches_per_step not in (1, 2):
+        raise PhotoEnhanceError(f"batches_per_step must be 1 or 2, got {batches_per_step!r}")
+
+
 def _check_common(batch_size, seed, normalize):
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PhotoEnhanceError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -395,11 +404,7 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     first (see the module docstring). Files are decoded in parallel and read on every use, with no
     in-memory cache (DPED's 320K files would not fit): on a slow network drive copy the data locally.
     """
-    _check_common(batch_size, seed, normalize)
-    if seed is None:
-        raise PhotoEnhanceError("random_pair_batches needs an int seed (batches are keyed on (seed, step))")
-    if batches_per_step not in (1, 2):
-        raise PhotoEnhanceError(f"batches_per_step must be 1 or 2, got {batches_per_step!r}")
+    _check_keyed("random_pair_batches", batch_size, seed, normalize, batches_per_step)
     crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
     if validate:
         files_a, files_b, report = scan_pairs(files_a, files_b, same_size=resize is None,
@@ -474,11 +479,7 @@ def tfds_pair_batches(source, batch_size, *, seed, start_step=0, patch_size=None
     `source[i]` must be a dict holding the pair under `keys`, as bytes (`tfds.decode.SkipDecoding`, exact
     folder-pipeline pixels) or uint8 arrays. Only example 0 is checked against `patch_size` up front.
     """
-    _check_common(batch_size, seed, normalize)
-    if seed is None:
-        raise PhotoEnhanceError("tfds_pair_batches needs an int seed (batches are keyed on (seed, step))")
-    if batches_per_step not in (1, 2):
-        raise PhotoEnhanceError(f"batches_per_step must be 1 or 2, got {batches_per_step!r}")
+    _check_keyed("tfds_pair_batches", batch_size, seed, normalize, batches_per_step)
     crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
     fetch = _tfds_fetch(source, keys)
     if crop is not None:

@@ -582,3 +582,18 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
             if isinstance(cb, ProgressBar):
                 cb.close()
     return step
+
+
+def finish_run(model, generator, validation, run_dir, step):
+    """End of a run: validate the final step (unless that just happened) and save the generators.
+
+    `last_generator.keras` is always the final weights; `best_generator.keras` is written by the validation
+    callback when the score improves, and falls back to the final weights if it never was.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if validation.last is None or validation.last["step"] != step:
+        validation.set_model(model)
+        validation.validate(step)
+    save_model_atomic(generator, run_dir / "last_generator.keras")
+    if not (run_dir / "best_generator.keras").exists():
+        save_model_atomic(generator, run_dir / "best_generator.keras")

@@ -210,12 +210,7 @@ def train(args):
 
     step = training.fit_steps(gan, make_dataset, start_step=start, iterations=s["iterations"],
                               steps_per_epoch=s["eval_every"], callbacks=callbacks)
-    if validation.last is None or validation.last["step"] != step:
-        validation.set_model(gan)
-        validation.validate(step)
-    training.save_model_atomic(generator, out / "last_generator.keras")
-    if not (out / "best_generator.keras").exists():
-        training.save_model_atomic(generator, out / "best_generator.keras")
+    training.finish_run(gan, generator, validation, out, step)
     _export(generator, out / "saved_model")
 
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else validation.last

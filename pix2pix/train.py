@@ -257,12 +257,7 @@ def train(args):
 
     step = training.fit_steps(gan, make_dataset, start_step=start, iterations=task.iterations,
                               steps_per_epoch=every["eval_every"], callbacks=callbacks)
-    if validation.last is None or validation.last["step"] != step:
-        validation.set_model(gan)
-        validation.validate(step)
-    training.save_model_atomic(generator, out / "last_generator.keras")
-    if not (out / "best_generator.keras").exists():
-        training.save_model_atomic(generator, out / "best_generator.keras")
+    training.finish_run(gan, generator, validation, out, step)
     exported = None
     if not args.no_export:
         import shutil
