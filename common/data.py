@@ -46,8 +46,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 def dped_folders(data_dir, phone, split="train"):
     """`(phone_dir, canon_dir)` of one DPED split, found in any of the usual places.
 
-    Accepted `data_dir`: the folder that holds `dped/`, the `dped/` folder itself, `dped/<phone>/`, or a
-    folder that directly holds `<phone>/` and `canon/` (such as a folder of test patches).
+    Accepted `data_dir`: the folder that holds `dped/`, the `dped/` folder itself, `dped/<phone>/`, or, for
+    the test split only, a folder that directly holds `<phone>/` and `canon/` (such as a folder of test
+    patches): such a folder has no train/test split, so training on it would test on the training data.
     """
     if split not in ("train", "test"):
         raise PhotoEnhanceError(f"split must be 'train' or 'test', got {split!r}")
@@ -55,16 +56,25 @@ def dped_folders(data_dir, phone, split="train"):
         raise PhotoEnhanceError(f"phone must be a folder name such as {', '.join(PHONES)}; got {phone!r}")
     root = pathlib.Path(data_dir).expanduser()
     sub = ("training_data",) if split == "train" else ("test_data", "patches")
-    candidates = [base.joinpath(*sub) for base in (root / "dped" / phone, root / phone, root)] + [root]
+    candidates = [base.joinpath(*sub) for base in (root / "dped" / phone, root / phone, root)]
+    if split == "test":  # a bare <phone>/ + canon/ folder is test patches, never training data
+        candidates.append(root)
     looked = []
     for folder in candidates:
         pair = (folder / phone, folder / DSLR)
         if pair[0].is_dir() and pair[1].is_dir():
             return pair
         looked.extend(str(p) for p in pair)
+    if split == "train" and (root / phone).is_dir() and (root / DSLR).is_dir():
+        raise DatasetNotFoundError(
+            f"{root} holds only {phone}/ and {DSLR}/, with no train/test split: training on it would validate "
+            f"on its own training patches. Use the DPED layout {phone}/training_data/{{{phone},{DSLR}}}/ + "
+            f"{phone}/test_data/patches/{{{phone},{DSLR}}}/ (python -m datasets.build_dped writes it)")
+    flat = (f" ({root / phone} + {root / DSLR} alone would be test patches, not training data)"
+            if split == "train" else "")
     raise DatasetNotFoundError(
         f"DPED {split} data for '{phone}' not found under {root}; looked for the folder pairs: "
-        + ", ".join(looked) + f". {GET_DPED}"
+        + ", ".join(looked) + f"{flat}. {GET_DPED}"
     )
 
 

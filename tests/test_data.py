@@ -29,18 +29,24 @@ def _arrays(ds, n):
 
 
 # --------------------------------------------------------------------------------------------- folders
-@pytest.mark.parametrize("layout", ["parent", "dped", "phone", "flat"])
+@pytest.mark.parametrize("layout", ["parent", "dped", "phone"])
 def test_dped_folders_accepts_every_layout(tmp_path, layout):
     dped = tmp_path / "dped"
-    base = {"parent": tmp_path, "dped": dped, "phone": dped / "sony"}.get(layout)
-    if layout == "flat":
-        folders = (tmp_path / "sony", tmp_path / "canon")
-        base = tmp_path
-    else:
-        folders = (dped / "sony" / "training_data" / "sony", dped / "sony" / "training_data" / "canon")
+    base = {"parent": tmp_path, "dped": dped, "phone": dped / "sony"}[layout]
+    folders = (dped / "sony" / "training_data" / "sony", dped / "sony" / "training_data" / "canon")
     for f in folders:
         f.mkdir(parents=True)
     assert data.dped_folders(base, "sony", "train") == folders
+
+
+def test_a_flat_phone_canon_folder_is_test_data_only(tmp_path):
+    """A bare <phone>/ + canon/ folder has no split: evaluating on it works, training on it is refused."""
+    folders = (tmp_path / "sony", tmp_path / "canon")
+    for f in folders:
+        f.mkdir(parents=True)
+    assert data.dped_folders(tmp_path, "sony", "test") == folders
+    with pytest.raises(DatasetNotFoundError, match="no train/test split"):
+        data.dped_folders(tmp_path, "sony", "train")
 
 
 def test_dped_folders_test_split_and_full_size(tmp_path):
