@@ -49,6 +49,9 @@ import tensorflow as tf
 from common.errors import CheckpointError, TrainingDiverged
 
 HISTORY_FILE = "history.jsonl"
+BEST_FILE = "best.json"
+BEST_GENERATOR = "best_generator.keras"
+LAST_GENERATOR = "last_generator.keras"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -85,6 +88,17 @@ def make_adam(learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, mixed=False
     """Adam with the given settings; wrapped in a dynamic LossScaleOptimizer when `mixed`."""
     opt = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, name=name)
     return keras.optimizers.LossScaleOptimizer(opt) if mixed else opt
+
+
+def mixed_precision_on():
+    """Whether `configure_precision` turned mixed float16 on."""
+    return keras.mixed_precision.dtype_policy().name == "mixed_float16"
+
+
+def set_learning_rate(optimizers, learning_rate):
+    """Set the learning rate of each optimizer (also through a LossScaleOptimizer) in place."""
+    for optimizer in optimizers:
+        optimizer.learning_rate.assign(float(learning_rate))
 
 
 def build_optimizers(*pairs):
@@ -144,6 +158,24 @@ def _atomic_write(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` through a temporary file and a rename."""
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_json(path):
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def checkpoint_step(directory):
+    """The step of the latest checkpoint in `directory` (its latest.json), 0 when there is none."""
+    pointer = pathlib.Path(directory) / "latest.json"
+    try:
+        return int(read_json(pointer)["step"]) if pointer.exists() else 0
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{pointer}: unreadable checkpoint pointer ({exc})") from None
 
 
 class RunCheckpoint:
@@ -211,6 +243,22 @@ class RunCheckpoint:
                 old.unlink()
         return path
 
+    def discard_from(self, step):
+        """Delete the checkpoints of `step` and later (their weights made training diverge) and point
+        `latest.json` at the newest one left; returns that one's step, or None when none is left."""
+        kept = []
+        for path in self.paths():
+            if int(self._NAME.match(path.name).group(1)) >= step:
+                path.unlink()
+            else:
+                kept.append(path)
+        if not kept:
+            self.pointer.unlink(missing_ok=True)
+            return None
+        last = int(self._NAME.match(kept[-1].name).group(1))
+        _atomic_write(self.pointer, lambda f: f.write(json.dumps({"step": last, "file": kept[-1].name}).encode()))
+        return last
+
     def restore(self, path=None):
         """Load `path` (default: the latest checkpoint) into the variables; return its step, or None if
         there is no checkpoint. Raises `CheckpointError` when the file is unreadable or does not match."""
@@ -260,6 +308,20 @@ def _scalars(logs):
     return out
 
 
+def read_history(path):
+    """The records of a history.jsonl file; a line cut short by a killed process is left out."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
 def append_jsonl(path, record):
     """Append one JSON object as a line to `path`."""
     with open(path, "a", encoding="utf-8") as f:
@@ -290,10 +352,16 @@ class StepCallback(keras.callbacks.Callback):
 
 
 class NaNGuard(StepCallback):
-    """Stop training at the first non-finite logged loss; `fit_steps` then raises `TrainingDiverged`."""
+    """Stop training at the first non-finite logged loss; `fit_steps` then raises `TrainingDiverged`.
 
-    def __init__(self):
+    The loss of step k is the first evaluation of the weights saved at step k - 1, so with a `checkpoint`
+    the guard also deletes the checkpoints of steps k - 1 and later: resuming (with a lower learning rate)
+    then starts from weights that still gave finite losses, or from scratch when none is left.
+    """
+
+    def __init__(self, checkpoint=None):
         super().__init__()
+        self.checkpoint = checkpoint
         self.error = None
 
     def start(self, start_step, total_steps):
@@ -304,9 +372,16 @@ class NaNGuard(StepCallback):
         bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
         if bad and self.error is None:
             name, value = next(iter(bad.items()))
+            kept = "the last good checkpoint is kept"
+            if self.checkpoint is not None:
+                last = self.checkpoint.discard_from(step - 1)
+                kept = (f"checkpoints from step {step - 1} on were deleted (their weights give it); the run resumes "
+                        f"from step {last}" if last is not None else "no earlier checkpoint is left, so the run "
+                        "restarts from step 0")
             self.error = TrainingDiverged(
                 f"training diverged at step {step}: {name} = {value}; the state of that step was not saved, "
-                "the last good checkpoint is kept (lower the learning rate or loss weights and resume)")
+                f"{kept} (lower the learning rate or loss weights and run the command again)")
+            self.error.step = step
             self.model.stop_training = True
 
 
@@ -349,9 +424,8 @@ class HistoryLogger(StepCallback):
     def start(self, start_step, total_steps):
         super().start(start_step, total_steps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [json.dumps(r) for r in read_history(self.path) if r.get("step", 0) <= start_step]
         if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= start_step]
             _atomic_write(self.path, lambda f: f.write("".join(k + "\n" for k in kept).encode()))
 
     def on_step_end(self, step, logs):
@@ -476,10 +550,23 @@ class ValidationCallback(StepCallback):
         self._enhance = None
 
     def start(self, start_step, total_steps):
+        """Resume the best score from the validations on record up to `start_step`. A best model saved
+        after that step (by a process killed before its next checkpoint, or one that diverged) is not this
+        run's: it is removed, and a later validation that beats the earlier ones replaces it."""
         super().start(start_step, total_steps)
-        best_file = self.run_dir / "best.json" if self.run_dir else None
-        if best_file and best_file.exists() and start_step > 0:
-            self.best = json.loads(best_file.read_text()).get(f"val_{self.monitor}", -math.inf)
+        self.best, self.last = -math.inf, None
+        if not self.run_dir:
+            return
+        key = f"val_{self.monitor}"
+        done = [r for r in read_history(self.run_dir / HISTORY_FILE)
+                if key in r and r["step"] <= start_step and start_step > 0]
+        if done:
+            self.best = max(r[key] for r in done)
+            self.last = done[-1]
+        best_file = self.run_dir / BEST_FILE
+        if best_file.exists() and json.loads(best_file.read_text()).get("step", 0) > start_step:
+            best_file.unlink()
+            (self.run_dir / BEST_GENERATOR).unlink(missing_ok=True)
 
     def on_step_end(self, step, logs):
         if step % self.every_n_steps == 0:
@@ -509,8 +596,35 @@ class ValidationCallback(StepCallback):
             self.best = value
             self.save_best()
             if self.run_dir:
-                _atomic_write(self.run_dir / "best.json", lambda f: f.write(json.dumps(self.last).encode()))
+                _atomic_write(self.run_dir / BEST_FILE, lambda f: f.write(json.dumps(self.last).encode()))
         return results
+
+
+class MetricState(StepCallback):
+    """Carry a model's running-mean metrics (the logged losses) across a resume in mid-epoch.
+
+    `fit` resets the metrics at every epoch start, and the logs are the epoch's running means. A run
+    resumed at step s in mid-epoch restores the means' totals saved in the checkpoint right after that
+    reset, so its records equal the uninterrupted run's. (A resume on an epoch boundary starts afresh, as
+    the uninterrupted run does.) The metrics' variables must be in the checkpoint.
+    """
+
+    def __init__(self, metrics, steps_per_epoch):
+        super().__init__()
+        self.variables = [v for m in metrics for v in m.variables]
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        self._pending = None
+
+    def start(self, start_step, total_steps):
+        super().start(start_step, total_steps)
+        mid_epoch = start_step % self.steps_per_epoch != 0
+        self._pending = [_variable_value(v) for v in self.variables] if mid_epoch else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending is not None:
+            for variable, value in zip(self.variables, self._pending):
+                variable.assign(value)
+            self._pending = None
 
 
 class ProgressBar(StepCallback):
@@ -584,16 +698,17 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
     return step
 
 
-def finish_run(model, generator, validation, run_dir, step):
-    """End of a run: validate the final step (unless that just happened) and save the generators.
+def finish_run(model, generator, validation, run_dir, step, save_generator=save_model_atomic):
+    """End of a run: validate the final step (unless that is on record) and save the generators.
 
     `last_generator.keras` is always the final weights; `best_generator.keras` is written by the validation
     callback when the score improves, and falls back to the final weights if it never was.
+    `save_generator(model, path)` writes one file atomically.
     """
     run_dir = pathlib.Path(run_dir)
     if validation.last is None or validation.last["step"] != step:
         validation.set_model(model)
         validation.validate(step)
-    save_model_atomic(generator, run_dir / "last_generator.keras")
-    if not (run_dir / "best_generator.keras").exists():
-        save_model_atomic(generator, run_dir / "best_generator.keras")
+    save_generator(generator, run_dir / LAST_GENERATOR)
+    if not (run_dir / BEST_GENERATOR).exists():
+        save_generator(generator, run_dir / BEST_GENERATOR)

@@ -249,3 +249,19 @@ def build_vgg19_features(layers=DPED_CONTENT_LAYERS, weights="imagenet", same_po
         model.trainable = False
         _CACHE[key] = model
     return _CACHE[key]
+
+
+def loss_features(layers, weights=None, *, optional=False, notes=None, terms="content loss", same_pooling=False):
+    """The VGG-19 feature model of a training run's loss terms, one policy for every model family.
+
+    `weights`: a file, or None for the ImageNet weights found as the module docstring says. Unavailable
+    weights stop a normal run (`VGGWeightsUnavailable`, saying how to provide them); with `optional` (the
+    offline demos) the function returns None and appends to `notes` that `terms` are disabled.
+    """
+    try:
+        return build_vgg19_features(layers, weights=weights or "imagenet", same_pooling=same_pooling)
+    except VGGWeightsUnavailable as exc:
+        if not optional:
+            raise
+        notes.append(f"{terms} disabled: VGG-19 weights unavailable ({exc})")
+        return None
