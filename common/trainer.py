@@ -46,8 +46,8 @@ class Recipe:
         """The command's argparse parser: one flag per setting."""
         raise NotImplementedError
 
-    def settings(self, given):
-        """The run's settings from the flags the user gave (a dict)."""
+    def settings(self, given, args):
+        """The run's settings from the flags the user gave (`given`, a dict; `args`, all parsed flags)."""
         raise NotImplementedError
 
     def check(self, settings, given):
@@ -95,7 +95,7 @@ def command(recipe, argv=None):
     """Parse `argv` into settings, lock the run folder and train; returns the summary dict."""
     args = recipe.parser().parse_args(argv)
     given = config.given(args, recipe.settings_class)
-    settings = recipe.settings(given)
+    settings = recipe.settings(given, args)
     check_settings(settings, given)
     recipe.check(settings, given)
     run = RunFolder(settings.out or recipe.default_out(settings))

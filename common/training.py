@@ -38,7 +38,9 @@ import math
 import os
 import pathlib
 import re
+import statistics
 import tempfile
+import time
 import warnings
 import zipfile
 
@@ -625,6 +627,33 @@ class MetricState(StepCallback):
             for variable, value in zip(self.variables, self._pending):
                 variable.assign(value)
             self._pending = None
+
+
+class StepTimer(keras.callbacks.Callback):
+    """The median wall time of a training step; the first two steps of each `fit` call (tracing) are left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.times, self._t, self._seen = [], None, 0
+
+    def on_train_begin(self, logs=None):
+        self._seen = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._seen += 1
+        if self._seen > 2 and self._t is not None:
+            self.times.append(time.perf_counter() - self._t)
+
+    def seconds_per_step(self):
+        return round(statistics.median(self.times), 5) if self.times else None
+
+
+def count_trainable(model):
+    """The number of trainable parameters of `model`."""
+    return int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
 
 
 class ProgressBar(StepCallback):

@@ -53,7 +53,7 @@ class DPEDRecipe(Recipe):
         shown = {k: f"{getattr(DPEDSettings, k)}; demo {v}" for k, v in DEMO.items()}
         return config.add_flags(p, DPEDSettings, shown)
 
-    def settings(self, given):
+    def settings(self, given, args):
         return config.layered(DPEDSettings, DEMO if given.get("demo") else {}, given)
 
     def check(self, settings, given):

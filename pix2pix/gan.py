@@ -105,6 +105,10 @@ class Pix2Pix(keras.Model):
     def metrics(self):
         return list(self.trackers.values()) + list(self.val_trackers.values())
 
+    def state_variables(self):
+        """Variables besides the networks and optimizers that a checkpoint must hold (the loss weights)."""
+        return [getattr(self, name) for name in LOSS_WEIGHTS]
+
     def get_loss_weights(self):
         return {name: float(getattr(self, name).numpy()) for name in LOSS_WEIGHTS}
 
@@ -112,9 +116,14 @@ class Pix2Pix(keras.Model):
         """Change loss weights between steps (e.g. a term switched on after a warm-up). The colour,
         perceptual and content terms are only built when their weight is non-zero at construction, so to
         schedule one, construct with its final weight and set it to 0 for the warm-up."""
+        built = {"lambda_color": self.use_color, "lambda_perceptual": self.use_perceptual,
+                 "lambda_content": self.use_content}
         for name, value in weights.items():
             if name not in LOSS_WEIGHTS:
                 raise ValueError(f"unknown loss weight {name!r}; choose from {LOSS_WEIGHTS}")
+            if value and not built.get(name, True):
+                raise ValueError(f"{name}: this term was off when the model was built, so a weight cannot "
+                                 "switch it on now (start a new run with the weight set)")
             getattr(self, name).assign(float(value))
 
     # --- range conversion at the model boundary --------------------------------------------------------
