@@ -8,17 +8,6 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def add_runtime_flags(parser):
-    """The flags every training command shares: distribution, precision, XLA and the VGG-19 weights file."""
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="mirrored: all local GPUs (or logical CPU devices), same update as one device")
-    parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
-                        help="float16 compute with loss scaling; auto = on when a GPU is present")
-    parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    parser.add_argument("--vgg-weights", default=None,
-                        help="VGG-19 notop .h5 file (default: $VGG19_WEIGHTS, Keras' cache, or a download)")
-
-
 def run_cli(main, argv=None):
     """Run `main(argv)`: bad user input (`PhotoEnhanceError`) becomes one line on stderr and exit code 2,
     a diverged training run (`TrainingDiverged`, last good checkpoint kept) one line and exit code 3."""

@@ -33,6 +33,7 @@ class RunSettings:
                                "download)", on_resume="free")
     export: bool = setting(True, "write the SavedModel at the end of the run", on_resume="free")
     progress: bool = setting(True, "progress bars (--no-progress: logs only)", on_resume="free")
+    verbose: bool = setting(False, "show TensorFlow's native log lines (hidden by default)", on_resume="free")
 
     @property
     def checkpoint_cadence(self):
