@@ -9,8 +9,9 @@ from common.images import write_image
 from common.metrics import psnr
 from pix2pix import baselines
 from pix2pix.hdr import read_hdr, read_radiance, write_radiance
-from pix2pix.tasks import (TaskData, get_task, hdr_scale, hdr_scene_splits, split_scenes, clean_photo_splits,
-                           build_demo_hdr)
+from pix2pix.tasks import get_task
+from pix2pix.tasks.ldr2hdr import build_demo_hdr, hdr_scale, hdr_scene_splits, split_scenes
+from pix2pix.tasks.synthetic import clean_photo_splits
 
 
 def _photo(rng, size=48):
@@ -28,13 +29,15 @@ def clean_dir(tmp_path):
     return tmp_path
 
 
-def _as_png(x):
-    return np.round(np.clip(x, 0, 1) * 255) / 255
+def _open(name, data_dir, **overrides):
+    """(task, settings, task data) of the registered task `name` with its preset and `overrides`."""
+    task = get_task(name)
+    settings = task.settings(overrides)
+    return task, settings, task.open(settings, data_dir)
 
 
 def test_deblur_pairs_are_aligned(clean_dir):
-    task = get_task("deblur", image_size=32)
-    td = TaskData(task, clean_dir)
+    _, _, td = _open("deblur", clean_dir, image_size=32)
     x, y = next(iter(td.train_batches(2, seed=3)))
     assert x.shape == y.shape == (2, 32, 32, 3)
     np.testing.assert_allclose(x.numpy(), gaussian_blur(y, 1.0).numpy(), atol=1e-6)
@@ -46,7 +49,7 @@ def test_deblur_pairs_are_aligned(clean_dir):
 
 
 def test_synthetic_batches_are_step_keyed(clean_dir):
-    td = TaskData(get_task("deblur", image_size=32), clean_dir)
+    _, _, td = _open("deblur", clean_dir, image_size=32)
     third = list(td.train_batches(2, seed=5).take(3))[2]
     resumed = next(iter(td.train_batches(2, seed=5, start_step=2)))
     np.testing.assert_array_equal(third[1].numpy(), resumed[1].numpy())
@@ -54,8 +57,7 @@ def test_synthetic_batches_are_step_keyed(clean_dir):
 
 @pytest.mark.parametrize("random_tau", [False, True])
 def test_overexposure_pairs_and_exact_inverse_baseline(clean_dir, random_tau):
-    task = get_task("overexposure", image_size=32, random_tau=random_tau)
-    td = TaskData(task, clean_dir)
+    task, settings, td = _open("overexposure", clean_dir, image_size=32, random_tau=random_tau)
     x, y = next(iter(td.train_batches(2, seed=1)))
     assert np.all(x.numpy() >= y.numpy() - 1e-6)  # overexposure only brightens
     pairs = td.pairs("test")
@@ -64,7 +66,7 @@ def test_overexposure_pairs_and_exact_inverse_baseline(clean_dir, random_tau):
     assert (len(set(taus)) > 1) == random_tau
     for degraded, clean, meta in pairs:
         np.testing.assert_allclose(degraded, overexpose(clean, meta["tau"]).numpy(), atol=1e-6)
-        restored = task.baseline(degraded, meta)
+        restored = task.baseline(settings, degraded, meta)
         unclipped = np.power(clean, 2.2) < meta["tau"] - 1e-3
         np.testing.assert_allclose(restored[unclipped], clean[unclipped], atol=1e-4)
 
@@ -114,8 +116,7 @@ def test_ldr2hdr_scenes_pairs_and_scale(tmp_path):
     splits = hdr_scene_splits(tmp_path, seed=0)
     names = {k: {s.name for s in v} for k, v in splits.items()}
     assert len(names["test"]) == 1 and not names["test"] & (names["train"] | names["val"])
-    task = get_task("ldr2hdr", image_size=16)
-    td = TaskData(task, tmp_path)
+    _, _, td = _open("ldr2hdr", tmp_path, image_size=16)
     pairs = td.pairs("test")
     assert [p[2]["ev"] for p in pairs] == [-2, 0, 2]
     x0, target, _ = pairs[1]
@@ -164,7 +165,7 @@ def test_phone2dslr_pairs_are_resized_dped_pairs(tmp_path):
             photo = _photo(rng, 100)
             write_image(tmp_path.joinpath("iphone", *split, "iphone", f"{i}.png"), photo * 0.8)
             write_image(tmp_path.joinpath("iphone", *split, "canon", f"{i}.png"), photo)
-    td = TaskData(get_task("phone2dslr"), tmp_path)
+    _, _, td = _open("phone2dslr", tmp_path)
     pairs = td.pairs("test")
     assert [p[2]["name"] for p in pairs] == ["2", "3"]  # second half of the test patches; val is the first
     x, y, _ = pairs[0]
@@ -185,7 +186,7 @@ def test_demo_hdr_scenes_split_by_photo(tmp_path):
 
 def test_phone2dslr_on_real_dped_patches(dped_sample):
     """The real iPhone/Canon sample (a `<phone>/` + `canon/` folder) as phone2dslr test pairs."""
-    td = TaskData(get_task("phone2dslr"), dped_sample / "patches")
+    _, _, td = _open("phone2dslr", dped_sample / "patches")
     pairs = td.pairs("test", limit=8)
     assert len(pairs) == 8
     scores = []
