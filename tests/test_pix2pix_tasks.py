@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from common.degradations import gaussian_blur, overexpose
-from common.errors import DataLayoutError, DatasetNotFoundError, ImageReadError
+from common.errors import DataLayoutError, DatasetNotFoundError, ImageReadError, PhotoEnhanceError
 from common.images import write_image
 from common.metrics import psnr
 from pix2pix import baselines
@@ -195,3 +195,84 @@ def test_phone2dslr_on_real_dped_patches(dped_sample):
         scores.append(float(psnr(x, y)[0]))
     # aligned photos of the same scene by two cameras: similar, not identical (SPEC: ~17 dB at 100x100)
     assert 12.0 < np.mean(scores) < 30.0
+
+
+def _disjoint(splits, key=str):
+    """Each split's items as sets of `key(item)`, asserting that no item is in two splits."""
+    sets = {k: {key(item) for item in v} for k, v in splits.items()}
+    for a in sets:
+        for b in sets:
+            assert a == b or not sets[a] & sets[b], (a, b, sets[a] & sets[b])
+    return sets
+
+
+@pytest.mark.parametrize("name", ["deblur", "overexposure"])
+def test_synthetic_splits_never_share_a_photo(tmp_path, name):
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        write_image(tmp_path / "train" / f"t{i}.png", _photo(rng, 16))
+    for i in range(2):
+        write_image(tmp_path / "test" / f"s{i}.png", _photo(rng, 16))
+    _, _, td = _open(name, tmp_path)
+    sets = _disjoint(td.splits)
+    assert [len(sets[k]) for k in ("train", "val", "test")] == [9, 1, 2]  # val from train, never the test photos
+    assert td.describe().endswith("train 9 photos, val 1 photos, test 2 photos")
+    td.restrict_training(3)
+    assert td.splits["train"] == sorted(sets["train"])[:3]
+    with pytest.raises(PhotoEnhanceError, match="--demo-photos must be in 1..3"):
+        td.restrict_training(4)
+
+
+def test_ldr2hdr_splits_never_share_a_scene(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 5), ("test", 2)):
+        for i in range(n):
+            _write_scene(tmp_path / split / f"{split}{i}", rng, size=8)
+    by_name = lambda scene: scene.name  # noqa: E731
+    sets = _disjoint(hdr_scene_splits(tmp_path), by_name)
+    assert (len(sets["train"]), len(sets["val"]), sets["test"]) == (4, 1, {"test0", "test1"})
+    _write_scene(tmp_path / "val" / "val0", rng, size=8)
+    sets = _disjoint(hdr_scene_splits(tmp_path), by_name)
+    assert sets["val"] == {"val0"} and len(sets["train"]) == 5
+    _, _, td = _open("ldr2hdr", tmp_path, image_size=8)
+    with pytest.raises(PhotoEnhanceError, match="--demo-photos does not apply to task ldr2hdr"):
+        td.restrict_training(1)
+
+
+def test_phone2dslr_splits_never_share_a_patch(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in ((("training_data",), 3), (("test_data", "patches"), 5)):
+        for i in range(n):
+            for side in ("iphone", "canon"):
+                write_image(tmp_path.joinpath("iphone", *split, side, f"{i}.png"), _photo(rng, 16))
+    _, _, td = _open("phone2dslr", tmp_path)
+    sets = _disjoint(td.splits, key=lambda pair: pair[0])
+    assert [len(sets[k]) for k in ("train", "val", "test")] == [3, 2, 3]
+    single = tmp_path / "single"
+    for side in ("iphone", "canon"):
+        write_image(single / side / "0.png", _photo(rng, 16))
+    _, _, td = _open("phone2dslr", single)  # one test patch: it is the test split, and nothing validates on it
+    assert [len(td.pairs(k)) for k in ("val", "test")] == [0, 1]
+    assert td.describe() == f"{single}: test patches only, val 0 pairs, test 1 pairs"
+    with pytest.raises(DataLayoutError, match="no validation pairs"):
+        td.validation_pairs()
+    with pytest.raises(DatasetNotFoundError, match="no train/test split"):
+        td.train_batches(2, seed=0)
+
+
+def test_demo_hdr_validation_scenes_come_from_their_own_photo(tmp_path):
+    splits = hdr_scene_splits(build_demo_hdr(tmp_path, n_crops=1, size=32))
+    photos = _disjoint(splits, key=lambda s: s.name.rsplit("_", 1)[0])
+    assert len(photos["val"]) == 1 and photos["test"] == {"chelsea", "coffee"}
+
+
+def test_deblur_contrast_stretch_and_blur_sigma_come_from_the_settings(clean_dir):
+    task, settings, td = _open("deblur", clean_dir, blur_sigma=2.0, postprocess="contrast_stretch")
+    degraded, clean, _ = td.pairs("test")[0]
+    np.testing.assert_allclose(degraded, gaussian_blur(clean, 2.0).numpy(), atol=1e-6)
+    stretched = task.postprocess_output(settings, np.array([[[10, 125, 240]]], np.float32) / 255)
+    np.testing.assert_allclose(stretched, [[[0.0, 0.5, 1.0]]], atol=1e-6)
+    plain = task.settings()
+    np.testing.assert_array_equal(task.postprocess_output(plain, clean), clean)
+    with pytest.raises(PhotoEnhanceError, match="--blur-sigma must be positive"):
+        task.open(task.settings({"blur_sigma": 0.0}), clean_dir)
