@@ -12,6 +12,7 @@ import pathlib
 import shutil
 
 import numpy as np
+import skimage.data
 import tensorflow as tf
 
 from common.degradations import phone_degrade
@@ -28,8 +29,6 @@ _VERSION = 1
 
 @functools.lru_cache(maxsize=1)
 def _named_photos():
-    import skimage.data
-
     photos = {}
     for name in DEMO_PHOTOS:
         try:

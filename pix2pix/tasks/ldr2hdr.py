@@ -215,10 +215,10 @@ def build_demo_hdr(root, n_crops=4, size=256, seed=0):
     photos = demo_data.named_demo_photos()
     val_photo = [n for n in photos if n not in demo_data.TEST_PHOTOS][-1]
     rng = np.random.default_rng(seed)
-    for name, photo in photos.items():
-        split = "test" if name in demo_data.TEST_PHOTOS else "val" if name == val_photo else "train"
+    for photo_name, photo in photos.items():
+        split = "test" if photo_name in demo_data.TEST_PHOTOS else "val" if photo_name == val_photo else "train"
         for k, crop in enumerate(_random_crops(photo.astype(np.float32) / 255.0, n_crops, size, rng)):
-            _write_demo_scene(tmp / split / f"{name}_{k}", crop)
+            _write_demo_scene(tmp / split / f"{photo_name}_{k}", crop)
     demo_data.publish(tmp, root, marker, params)
     return root
 

@@ -56,9 +56,9 @@ class DpedData(TaskData):
     def splits(self):
         return {"train": self._train, **self._held_out}
 
-    def _split(self, name):
+    def _split(self, split):
         """One split's pairs; only "train" opens the training folder."""
-        return self._train if name == "train" else self._held_out[name]
+        return self._train if split == "train" else self._held_out[split]
 
     def describe(self):
         """The splits; a folder of test patches only says it has no training split."""
