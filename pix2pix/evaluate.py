@@ -44,6 +44,7 @@ the task options that shape the evaluation data (each refused for tasks that do 
 
 
 def _copied(field):
+    """`field` of `Pix2PixSettings` re-declared for another dataclass: same default, help and choices."""
     meta = field.metadata
     return field.name, field.type, setting(field.default, meta["help"], on_resume=meta["on_resume"],
                                            choices=meta["choices"], kind=meta["kind"])
@@ -159,7 +160,7 @@ def _settings(args, task):
     options = given(args, EvaluationSettings)
     if args.contrast_stretch:
         options["postprocess"] = "contrast_stretch"
-    task.refuse_options(options)
+    task.refuse_options(options, flags={"postprocess": "--contrast-stretch"})
     return task.settings(options)
 
 

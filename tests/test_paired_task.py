@@ -114,6 +114,8 @@ def test_task_options_are_refused_for_tasks_that_do_not_read_them():
     with pytest.raises(PhotoEnhanceError, match="--tau does not apply to task paired.*overexposure"):
         paired.refuse_options({"tau": 0.7, "val_crop": 32})
     paired.refuse_options({"val_crop": 32, "lr": 1e-3})  # its own option and a general setting pass
+    with pytest.raises(PhotoEnhanceError, match="^--contrast-stretch does not apply to task paired"):
+        paired.refuse_options({"postprocess": "contrast_stretch"}, flags={"postprocess": "--contrast-stretch"})
     assert set(TASKS) == {"phone2dslr", "deblur", "ldr2hdr", "overexposure", "paired"}
     with pytest.raises(PhotoEnhanceError, match="choose from"):
         get_task("colorize")

@@ -45,13 +45,14 @@ class Task(abc.ABC):
         """`Pix2PixSettings` of this task: defaults < the preset < each dict of `layers`, in order."""
         return layered(Pix2PixSettings, {"task": self.name}, self.preset, *layers)
 
-    def refuse_options(self, given):
-        """Raise `PhotoEnhanceError` for a task option in `given` (setting names) that this task ignores."""
+    def refuse_options(self, given, flags=None):
+        """Raise `PhotoEnhanceError` for a task option in `given` (setting names) that this task ignores,
+        naming its flag (`flags` maps a setting to the flag that set it, e.g. "--contrast-stretch")."""
         for name in given:
             if name in TASK_OPTIONS and name not in self.options:
                 readers = ", ".join(t.name for t in TASKS.values() if name in t.options) or "none"
-                raise PhotoEnhanceError(f"{flag_name(name)} does not apply to task {self.name} "
-                                        f"(tasks that read it: {readers})")
+                flag = (flags or {}).get(name, flag_name(name))
+                raise PhotoEnhanceError(f"{flag} does not apply to task {self.name} (tasks that read it: {readers})")
 
     @abc.abstractmethod
     def open(self, settings, data_dir):
