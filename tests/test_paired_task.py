@@ -84,6 +84,8 @@ def test_paired_evaluation_pairs_whole_or_cropped(paired_dir):
     assert {p[0].shape for p in data.validation_pairs()} == {(32, 32, 3)}
     _, _, wide = _open(paired_dir, image_size=32, val_crop=24)
     assert {p[0].shape for p in wide.validation_pairs()} == {(24, 24, 3)}
+    with pytest.raises(PhotoEnhanceError, match="--val-crop must be at least 1, got 0"):
+        _open(paired_dir, val_crop=0)
 
 
 def test_paired_refuses_bad_pairs_by_name(paired_dir):

@@ -15,7 +15,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from common.config import flag_name, layered
+from common.config import flag_name, layered, require_positive
 from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
 from common.images import read_image, to_float
 from pix2pix.config import TASK_OPTIONS, Pix2PixSettings
@@ -29,6 +29,8 @@ HOLD_OUT = 0.1
 """Share of the training items carved out for a missing validation or test split (at least one item)."""
 EVAL_SEED = 1234
 """Seed of the synthetic degradations of evaluation pairs: every evaluation sees the same inputs."""
+DEMO_SIZE = 256
+"""Short side of the photo demos' photos (HDR demo: scene side): crops of the default 256 always fit."""
 
 
 class Task(abc.ABC):
@@ -99,6 +101,7 @@ class TaskData(abc.ABC):
     unit = "photos"
 
     def __init__(self, task, settings, data_dir):
+        require_positive(settings, ("val_crop", "demo_photos"))
         self.task = task
         self.settings = settings
         self.data_dir = data_folder(data_dir)
@@ -115,10 +118,11 @@ class TaskData(abc.ABC):
         """Evaluation pairs of `split`: a list of `(input, target, meta)`, float32 `[H, W, 3]` images."""
 
     def validation_pairs(self, limit=None):
-        """What training validates on: the val pairs at the training size (all of one shape)."""
-        return self._validation(self.pairs("val", image_size=self.settings.image_size, limit=limit))
-
-    def _validation(self, pairs):
+        """What training validates on, all of one shape: the val pairs at the training size, or, for tasks
+        that read `val_crop`, centre crops of `--val-crop` (default: the training crop)."""
+        s = self.settings
+        size = (s.val_crop if "val_crop" in self.task.options else None) or s.image_size
+        pairs = self.pairs("val", image_size=size, limit=limit)
         if not pairs:
             raise DataLayoutError(f"{self.data_dir}: no validation pairs for task {self.task.name}")
         return pairs

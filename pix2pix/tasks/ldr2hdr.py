@@ -22,11 +22,10 @@ from common.errors import DataLayoutError
 from common.images import IMAGE_EXTENSIONS, write_image
 from pix2pix import baselines
 from pix2pix.hdr import HDR_EXTENSIONS, read_hdr, write_radiance
-from pix2pix.tasks.base import (GAMMA, Task, TaskData, data_folder, read_unit, register_task, resize_square,
-                                seeded_split)
+from pix2pix.tasks.base import (DEMO_SIZE, GAMMA, Task, TaskData, data_folder, read_unit, register_task,
+                                resize_square, seeded_split)
 
 EXPOSURES = (-2, 0, 2)
-DEMO_SIZE = 256
 _EV_NAME = re.compile(r"^ev([+-]?\d+)$", re.IGNORECASE)
 
 

@@ -14,12 +14,12 @@ import shutil
 from common import data as D
 from common import demo_data
 from common.degradations import phone_degrade
-from common.errors import DataLayoutError, PhotoEnhanceError
+from common.errors import DataLayoutError
 from common.images import list_images, write_image
-from pix2pix.tasks.base import SPLITS, Task, TaskData, carve_splits, center_crop, read_unit, register_task
+from pix2pix.tasks.base import (DEMO_SIZE, SPLITS, Task, TaskData, carve_splits, center_crop, read_unit,
+                                register_task)
 
 DEMO_SEED = 12
-DEMO_SIZE = 256
 
 
 @register_task
@@ -31,8 +31,6 @@ class Paired(Task):
     options = ("val_crop",)
 
     def open(self, settings, data_dir):
-        if settings.val_crop is not None and settings.val_crop < 1:
-            raise PhotoEnhanceError(f"--val-crop must be at least 1, got {settings.val_crop}")
         return PairedData(self, settings, data_dir)
 
     def prepare_demo(self, root, *, n_train, n_test):
@@ -75,11 +73,6 @@ class PairedData(TaskData):
                 x, y = center_crop(x, image_size, a), center_crop(y, image_size, b)
             out.append((x, y, {"name": pathlib.Path(a).stem}))
         return out
-
-    def validation_pairs(self, limit=None):
-        """Centre crops of `--val-crop` (default: the training crop) of the validation pairs."""
-        size = self.settings.val_crop or self.settings.image_size
-        return self._validation(self.pairs("val", image_size=size, limit=limit))
 
 
 def build_demo_paired(root, min_side=DEMO_SIZE, seed=DEMO_SEED):

@@ -13,12 +13,9 @@ import tensorflow as tf
 
 from common import data as D
 from common import demo_data
-from common.errors import PhotoEnhanceError
 from common.images import list_images
-from pix2pix.tasks.base import EVAL_SEED, SPLITS, Task, TaskData, carve_splits, center_crop, data_folder, read_unit
-
-DEMO_SIZE = 256
-"""Short side of the demo photos: crops of the default 256 always fit, whatever a run's crop size."""
+from pix2pix.tasks.base import (DEMO_SIZE, EVAL_SEED, SPLITS, Task, TaskData, carve_splits, center_crop,
+                                data_folder, read_unit)
 
 
 def clean_photo_splits(data_dir, seed=0):
@@ -35,8 +32,6 @@ class SyntheticTask(Task):
     """A task whose input is `degrade(settings, clean, seed)` of a clean photo."""
 
     def open(self, settings, data_dir):
-        if settings.val_crop is not None and settings.val_crop < 1:
-            raise PhotoEnhanceError(f"--val-crop must be at least 1, got {settings.val_crop}")
         self.check(settings)
         return SyntheticData(self, settings, data_dir)
 
@@ -83,8 +78,3 @@ class SyntheticData(TaskData):
             degraded = self._degrade(clean[None], seed)[0].numpy()
             out.append((degraded, clean, {"name": pathlib.Path(path).stem, **self.task.meta(self.settings, seed)}))
         return out
-
-    def validation_pairs(self, limit=None):
-        """Centre crops of `--val-crop` (default: the training crop) of the validation photos."""
-        size = self.settings.val_crop or self.settings.image_size
-        return self._validation(self.pairs("val", image_size=size, limit=limit))
