@@ -8,6 +8,9 @@ from common.errors import DataLayoutError, DatasetNotFoundError, ImageReadError,
 from common.images import write_image
 from common.metrics import psnr
 from pix2pix import baselines
+from pix2pix import evaluate as evaluate_cli
+from pix2pix.gan import Pix2Pix
+from pix2pix.models import build_unet
 from pix2pix.hdr import read_hdr, read_radiance, write_radiance
 from pix2pix.tasks import get_task
 from pix2pix.tasks.ldr2hdr import build_demo_hdr, hdr_scale, hdr_scene_splits, split_scenes
@@ -276,3 +279,19 @@ def test_deblur_contrast_stretch_and_blur_sigma_come_from_the_settings(clean_dir
     np.testing.assert_array_equal(task.postprocess_output(plain, clean), clean)
     with pytest.raises(PhotoEnhanceError, match="--blur-sigma must be positive"):
         task.open(task.settings({"blur_sigma": 0.0}), clean_dir)
+
+
+@pytest.mark.slow
+def test_evaluate_rows_come_from_the_task(clean_dir):
+    """Deblur adds its post-processing row, overexposure its histogram rows; the baselines beat the inputs."""
+    model = Pix2Pix.for_inference(build_unet(depth=3, base_filters=4, seed=0))
+    task, settings, td = _open("deblur", clean_dir, postprocess="contrast_stretch")
+    results, images = evaluate_cli.evaluate(model, task, settings, td.pairs("test", image_size=32), progress=False)
+    assert list(results) == ["model", "model + contrast stretch", "input", "baseline"]
+    assert results["baseline"]["psnr"] > results["input"]["psnr"] and len(images) == 2
+    assert not any(k.startswith("hist_") for k in results["model"])
+    task, settings, td = _open("overexposure", clean_dir)
+    results, _ = evaluate_cli.evaluate(model, task, settings, td.pairs("test", image_size=32), progress=False)
+    assert list(results) == ["model", "input", "baseline"]
+    assert {"hist_luminance", "hist_contrast", "hist_saturation"} <= set(results["model"])
+    assert results["baseline"]["psnr"] > results["input"]["psnr"] + 5  # exact where nothing clipped (tau 0.5)
