@@ -107,6 +107,7 @@ class TaskData(abc.ABC):
         self.data_dir = data_folder(data_dir)
 
     def describe(self):
+        """One line for logs and reports: the folder and the size of each split."""
         return f"{self.data_dir}: " + ", ".join(f"{k} {len(v)} {self.unit}" for k, v in self.splits.items())
 
     @abc.abstractmethod

@@ -35,6 +35,7 @@ class SyntheticTask(Task):
         self.check(settings)
         return SyntheticData(self, settings, data_dir)
 
+    @abc.abstractmethod
     def check(self, settings):
         """Refuse settings the degradation cannot use (raise `PhotoEnhanceError` naming the flag)."""
 
