@@ -12,6 +12,7 @@ import pathlib
 import shutil
 
 import numpy as np
+import skimage.data
 import tensorflow as tf
 
 from common.degradations import phone_degrade
@@ -28,8 +29,6 @@ _VERSION = 1
 
 @functools.lru_cache(maxsize=1)
 def _named_photos():
-    import skimage.data
-
     photos = {}
     for name in DEMO_PHOTOS:
         try:
@@ -48,6 +47,11 @@ def _named_photos():
 def demo_photos():
     """The bundled colour photos as uint8 RGB arrays (those this scikit-image install has offline)."""
     return [p.copy() for p in _named_photos().values()]
+
+
+def named_demo_photos():
+    """{name: uint8 RGB array} of the bundled photos, in `DEMO_PHOTOS` order (for splits by photo)."""
+    return {n: p.copy() for n, p in _named_photos().items()}
 
 
 def _split_photos():
@@ -76,7 +80,8 @@ def _random_patches(photos, n, patch_size, rng):
     return patches
 
 
-def _complete(root, marker_name, params):
+def is_complete(root, marker_name, params):
+    """Whether `root` holds a finished build with these parameters (its marker file says so)."""
     marker = root / marker_name
     if not marker.is_file():
         return False
@@ -86,7 +91,7 @@ def _complete(root, marker_name, params):
         return False
 
 
-def _publish(tmp, final, marker_name, params):
+def publish(tmp, final, marker_name, params):
     """Finish an atomic build: write the marker and move the finished folder into place."""
     (tmp / marker_name).write_text(json.dumps(params))
     if final.exists():
@@ -109,7 +114,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
     params = {"version": _VERSION, "phone": phone, "n_train": n_train, "n_test": n_test,
               "patch_size": patch_size, "seed": seed}
     final = root / phone
-    if _complete(final, ".demo_complete.json", params):
+    if is_complete(final, ".demo_complete.json", params):
         return root
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{phone}.building"
@@ -135,7 +140,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
     for i, photo in enumerate(test_photos):
         full = phone_degrade(photo.astype(np.float32) / 255.0, seed=[seed, 3 * 1_000_003 + i]).numpy()
         write_image(tmp / "test_data" / "full_size_test_images" / f"{i}.jpg", full)
-    _publish(tmp, final, ".demo_complete.json", params)
+    publish(tmp, final, ".demo_complete.json", params)
     return root
 
 
@@ -150,7 +155,7 @@ def build_demo_clean(root, min_side=256):
         raise PhotoEnhanceError(f"min_side must be a positive int, got {min_side!r}")
     root = pathlib.Path(root).expanduser()
     params = {"version": _VERSION, "min_side": min_side}
-    if _complete(root, ".demo_clean_complete.json", params):
+    if is_complete(root, ".demo_clean_complete.json", params):
         return root
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / ".clean.building"

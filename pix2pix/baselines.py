@@ -10,6 +10,7 @@
 All take and return float32 images `[H, W, 3]` (HDR: linear values).
 """
 import numpy as np
+from skimage.restoration import wiener
 
 from common.degradations import gaussian_kernel_1d, inverse_overexpose
 
@@ -28,8 +29,6 @@ def gaussian_psf(sigma):
 
 def deblur_baseline(image, sigma=1.0, balance=WIENER_BALANCE):
     """Wiener deconvolution of a Gaussian-blurred image with the known kernel, clipped to [0, 1]."""
-    from skimage.restoration import wiener
-
     image = np.asarray(image, np.float64)
     psf = gaussian_psf(sigma)
     pad = psf.shape[0]

@@ -7,6 +7,7 @@ otherwise a clear `ImageReadError` says what to do. Values come back as float32 
 """
 import pathlib
 
+import imageio.v3 as iio
 import numpy as np
 
 from common.errors import ImageReadError
@@ -123,8 +124,6 @@ def read_hdr(path):
     elif suffix == ".exr":
         if not path.is_file():
             raise ImageReadError(path, "file not found")
-        import imageio.v3 as iio
-
         try:
             image = np.asarray(iio.imread(path), np.float32)
         except Exception as exc:  # the plugin that can read EXR varies by installation.
