@@ -1,6 +1,6 @@
 """pix2pix settings: network, objective, optimiser and data, each with its default, help and resume rule.
 
-A task (`pix2pix.tasks`) is a preset of these settings plus the task's data; `Pix2PixSettings` defaults are
+A task (`pix2pix/tasks/`, one module each) is a preset of these settings plus the task's data; `Pix2PixSettings` defaults are
 the pix2pix paper's (8-level U-Net, 70 px PatchGAN, BCE + 100 L1, Adam 2e-4 / 0.5). Settings that only some
 tasks read (`TASK_OPTIONS`) are refused when given for a task that does not use them.
 """
@@ -57,8 +57,8 @@ class Pix2PixSettings(RunSettings):
     blur_sigma: float = setting(1.0, "deblur: Gaussian blur sigma of the synthetic input")
     tau: float = setting(0.5, "overexposure: clipping threshold in (0, 1]")
     random_tau: bool = setting(False, "overexposure: tau uniform in [0.5, 1] per image")
-    val_crop: int = setting(None, "synthetic tasks: centre crop of the validation photos (default: "
-                            "--image-size)", kind=int)
+    val_crop: int = setting(None, "synthetic and paired tasks: centre crop of the validation photos "
+                            "(default: --image-size)", kind=int)
     demo_photos: int = setting(None, "demo of a synthetic task: train on the first N bundled photos only",
                                kind=int)
     postprocess: str = setting("none", "deblur: seed 000's contrast stretch after the generator",

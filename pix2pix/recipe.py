@@ -60,9 +60,7 @@ class Pix2PixRecipe(Recipe):
     def check(self, settings, given):
         task = get_task(settings.task)
         task.refuse_options(given)
-        task.check(settings)
-        config.require_positive(settings, ("depth", "base_filters", "n_critic", "image_size", "val_crop",
-                                           "demo_photos"))
+        config.require_positive(settings, ("depth", "base_filters", "n_critic", "image_size"))
         if settings.depth < 2:
             raise PhotoEnhanceError(f"--depth must be at least 2, got {settings.depth}")
         if settings.image_size < 2 ** min(settings.depth, 5):
@@ -87,6 +85,8 @@ class Pix2PixRecipe(Recipe):
             raise PhotoEnhanceError("give --data-dir DIR (see `python -m pix2pix.train --help` for the layouts) "
                                     "or --demo")
         td = task.open(settings, data_dir)
+        if not td.splits["train"]:  # tasks may open their training split lazily (evaluation needs none)
+            raise PhotoEnhanceError(f"{data_dir}: no training data for task {task.name}")
         if settings.demo_photos is not None:
             td.restrict_training(settings.demo_photos)
         td.validation = td.validation_pairs(limit=settings.val_limit)

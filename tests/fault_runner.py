@@ -14,6 +14,7 @@ import signal
 import sys
 
 from common import trainer, training
+from common.cli import run_cli
 from dped import train
 
 
@@ -84,4 +85,4 @@ if __name__ == "__main__":
     moment, step, separator, *argv = sys.argv[1:]
     assert separator == "--"
     arm(moment, int(step))
-    train.main(argv)
+    run_cli(train.main, argv)
