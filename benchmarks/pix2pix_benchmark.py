@@ -13,7 +13,14 @@ import json
 import statistics
 import time
 
-from common.cli import quiet_tensorflow, run_cli
+import numpy as np
+import tensorflow as tf
+
+from common import training
+from common.cli import run_cli
+from common.vgg import PERCEPTUAL_LAYERS_003, build_vgg19_features
+from pix2pix.recipe import VGG_TERMS, build_gan
+from pix2pix.tasks import TASKS, get_task
 
 
 def _median_seconds(fn, repeats):
@@ -27,7 +34,7 @@ def _median_seconds(fn, repeats):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", default="deblur", choices=("phone2dslr", "deblur", "ldr2hdr", "overexposure"))
+    p.add_argument("--task", default="deblur", choices=tuple(TASKS))
     p.add_argument("--image-size", type=int, default=None, help="training crop (task preset)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch (task preset)")
     p.add_argument("--depth", type=int, default=None)
@@ -38,21 +45,13 @@ def main(argv=None):
     p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--jit-compile", action="store_true")
     args = p.parse_args(argv)
-    quiet_tensorflow()
-    import numpy as np
-    import tensorflow as tf
-
-    from common import training
-    from common.vgg import build_vgg19_features
-    from pix2pix.tasks import PERCEPTUAL_LAYERS, get_task
-    from pix2pix.train import build_gan
-
     mixed = training.configure_precision(args.mixed_precision)
-    task = get_task(args.task, image_size=args.image_size, batch_size=args.batch_size, depth=args.depth,
-                    base_filters=args.base_filters)
-    vgg = build_vgg19_features(PERCEPTUAL_LAYERS, weights=None) if task.lambda_perceptual or task.lambda_content \
-        else None
-    gan = build_gan(task, vgg, seed=0, mixed=mixed)
+    overrides = {"image_size": args.image_size, "batch_size": args.batch_size, "depth": args.depth,
+                 "base_filters": args.base_filters}
+    task = get_task(args.task).settings({k: v for k, v in overrides.items() if v is not None})
+    vgg = build_vgg19_features(PERCEPTUAL_LAYERS_003, weights=None) \
+        if any(getattr(task, n) for n in VGG_TERMS) else None
+    gan = build_gan(task, vgg)
     rng = np.random.default_rng(0)
     shape = (task.batch_size, task.image_size, task.image_size, 3)
     batch = (tf.constant(rng.random(shape, dtype=np.float32)), tf.constant(rng.random(shape, dtype=np.float32)))
@@ -70,7 +69,7 @@ def main(argv=None):
     count = lambda ws: int(sum(int(np.prod(v.shape)) for v in ws))  # noqa: E731
     report = {
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-        "task": task.name, "batch_size": task.batch_size, "image_size": task.image_size, "depth": task.depth,
+        "task": task.task, "batch_size": task.batch_size, "image_size": task.image_size, "depth": task.depth,
         "base_filters": task.base_filters, "gan_loss": task.gan_loss, "n_critic": task.n_critic,
         "perceptual_vgg": vgg is not None, "mixed_precision": mixed, "jit_compile": args.jit_compile,
         "generator_params": {"trainable": count(gan.generator.trainable_weights), "all": count(gan.generator.weights)},

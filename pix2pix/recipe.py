@@ -40,6 +40,21 @@ def loss_weights(settings, vgg):
             for name in LOSS_WEIGHTS}
 
 
+def build_gan(settings, vgg):
+    """The compiled `Pix2Pix` of the settings, with `vgg` (or None) for the perceptual and content terms."""
+    gan = Pix2Pix(build_generator(settings), build_discriminator(settings), gan_loss=settings.gan_loss,
+                  n_critic=settings.n_critic, vgg=vgg, perceptual_layers=list(range(len(PERCEPTUAL_LAYERS_003))),
+                  content_layer=len(PERCEPTUAL_LAYERS_003) - 1, target_range=settings.target_range,
+                  inference_mode=settings.inference_mode, seed=settings.seed,
+                  global_batch_size=settings.batch_size, **loss_weights(settings, vgg))
+    mixed = training.mixed_precision_on()
+    g_opt = training.make_adam(settings.lr, settings.beta_1, settings.beta_2, mixed=mixed, name="g_adam")
+    d_opt = training.make_adam(settings.lr, settings.beta_1, settings.beta_2, mixed=mixed, name="d_adam")
+    gan.compile(g_opt, d_opt, jit_compile=settings.jit_compile)
+    training.build_optimizers((g_opt, gan.generator), (d_opt, gan.discriminator))
+    return gan
+
+
 class Pix2PixRecipe(Recipe):
     family = "pix2pix"
     settings_class = Pix2PixSettings
@@ -98,17 +113,7 @@ class Pix2PixRecipe(Recipe):
         if any(getattr(settings, n) for n in VGG_TERMS):
             vgg = loss_features(PERCEPTUAL_LAYERS_003, settings.vgg_weights, optional=settings.demo, notes=notes,
                                 terms="perceptual and content losses")
-        gan = Pix2Pix(build_generator(settings), build_discriminator(settings), gan_loss=settings.gan_loss,
-                      n_critic=settings.n_critic, vgg=vgg, perceptual_layers=list(range(len(PERCEPTUAL_LAYERS_003))),
-                      content_layer=len(PERCEPTUAL_LAYERS_003) - 1, target_range=settings.target_range,
-                      inference_mode=settings.inference_mode, seed=settings.seed,
-                      global_batch_size=settings.batch_size, **loss_weights(settings, vgg))
-        mixed = training.mixed_precision_on()
-        g_opt = training.make_adam(settings.lr, settings.beta_1, settings.beta_2, mixed=mixed, name="g_adam")
-        d_opt = training.make_adam(settings.lr, settings.beta_1, settings.beta_2, mixed=mixed, name="d_adam")
-        gan.compile(g_opt, d_opt, jit_compile=settings.jit_compile)
-        training.build_optimizers((g_opt, gan.generator), (d_opt, gan.discriminator))
-        return gan
+        return build_gan(settings, vgg)
 
     def apply_settings(self, gan, settings):
         try:
