@@ -59,16 +59,21 @@ LAST_GENERATOR = "last_generator.keras"
 # ----------------------------------------------------------------------------------------------------------
 # Strategy, precision, optimizers
 # ----------------------------------------------------------------------------------------------------------
+def _mirrored():
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+STRATEGIES = {"default": tf.distribute.get_strategy, "mirrored": _mirrored}
+"""Distribution strategies by name: one device, or every local GPU (the logical CPU devices without one)."""
+
+
 def get_strategy(name="default"):
-    """Return a tf.distribute strategy: "default" (one device) or "mirrored" (every local GPU, or the
-    logical CPU devices when there is no GPU)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    raise ValueError(f"unknown strategy {name!r}: use 'default' or 'mirrored'")
+    """The tf.distribute strategy called `name` in `STRATEGIES`."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]()
 
 
 def configure_precision(mode="auto"):
