@@ -25,6 +25,8 @@ class DPEDSettings(RunSettings):
                                   "(authors' tip: 1-2K)", on_resume="change")
     same_batch: bool = setting(False, "update G and D on the same batch (the authors use two separate random "
                                "batches)")
+    init_from: str = setting(None, "start a new run from these generator weights (fine-tuning): a .keras file, "
+                             "the authors' TF1 checkpoint prefix, or a --pretrained name")
     width: int = setting(64, "generator channels")
     blocks: int = setting(4, "generator residual blocks")
 

@@ -11,6 +11,7 @@ from common.trainer import Recipe
 from common.vgg import DPED_CONTENT_LAYERS, loss_features
 from datasets.dped import data_sources
 from dped import models
+from dped.convert_original import load_original_checkpoint
 from dped.config import DEMO, DEMO_DATASET, DPEDSettings
 from dped.gan import DPEDGAN, resolve_loss_weights
 
@@ -41,6 +42,19 @@ class DPEDData:
 
     def describe(self):
         return f"{self.root}: train {self.n_train} pairs" + ("" if self.tfds else f", test {self.n_test} pairs")
+
+
+def initialise(generator, source, notes):
+    """Copy the weights of the generator at `source` (a .keras file or a TF1 checkpoint prefix) into
+    `generator`; refuses a source of another width or depth, naming both."""
+    path = pathlib.Path(source)
+    start = models.load_generator(path) if path.suffix == ".keras" else load_original_checkpoint(source)
+    shapes = lambda m: [tuple(w.shape) for w in m.weights]  # noqa: E731
+    if shapes(start) != shapes(generator):
+        raise PhotoEnhanceError(f"--init-from {source}: its generator ({start.count_params():,} parameters) does not "
+                                f"match --width/--blocks ({generator.count_params():,}); give the source's values")
+    generator.set_weights(start.get_weights())
+    notes.append(f"generator initialised from {source}")
 
 
 class DPEDRecipe(Recipe):
@@ -90,7 +104,10 @@ class DPEDRecipe(Recipe):
             notes.append("content loss disabled (content weight 0)")
         if vgg is None:
             weights["content"] = 0.0
-        gan = DPEDGAN(models.build_generator(width=settings.width, num_blocks=settings.blocks),
+        generator = models.build_generator(width=settings.width, num_blocks=settings.blocks)
+        if settings.init_from:
+            initialise(generator, settings.init_from, notes)
+        gan = DPEDGAN(generator,
                       models.build_discriminator(patch_size=settings.patch_size, logits=True), vgg,
                       loss_weights=weights, texture_warmup=settings.texture_warmup, same_batch=settings.same_batch,
                       seed=settings.seed, from_logits=True)
