@@ -76,7 +76,8 @@ def load_original_checkpoint(prefix):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dped.convert_original", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="TF1 checkpoint prefix, e.g. models_orig/iphone_orig")
-    parser.add_argument("--output", required=True, help="output generator file (.keras or .weights.h5)")
+    parser.add_argument("--output", required=True, help="output generator file (.keras, recording the DPED "
+                                                         "family, or .weights.h5)")
     args = parser.parse_args(argv)
     quiet_tensorflow()
     from dped.models import save_generator
