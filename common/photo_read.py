@@ -66,7 +66,8 @@ def read_photo(path):
 
 def _photo_from(image, path):
     """The `Photo` of an opened Pillow image: 16-bit files through their own decoders, others 8-bit."""
-    exif = image.getexif()
+    exif = Image.Exif()
+    exif.load(image.getexif().tobytes())  # a copy: exif_transpose reads the image's own orientation
     orientation = exif.get(EXIF_ORIENTATION, 1)
     icc = image.info.get("icc_profile") or None
     fmt = image.format or path.suffix.lstrip(".").upper()
