@@ -64,9 +64,7 @@ def build_parser(prog, description, sources):
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("inputs", nargs="+", help="photo files and/or folders of photos")
     p.add_argument("--output-dir", required=True, help="folder for the enhanced photos (created if needed)")
-    group = p.add_mutually_exclusive_group(required=True)
-    for source in sources:
-        group.add_argument(source.flag, help=source.help)
+    add_source_flags(p, sources)
     p.add_argument("--format", choices=("same",) + tuple(FORMATS), default="same",
                    help="output format; same: as the input (PNG for BMP/GIF inputs)")
     p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="JPEG/WebP quality 1..100")
@@ -82,6 +80,13 @@ def build_parser(prog, description, sources):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     return p
+
+
+def add_source_flags(parser, sources):
+    """One required, mutually exclusive flag per model source."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    for source in sources:
+        group.add_argument(source.flag, help=source.help)
 
 
 def chosen_source(args, sources):

@@ -19,8 +19,8 @@ import pathlib
 
 import numpy as np
 
-from common.cli import quiet_tensorflow, run_cli
-from common.enhance_cli import chosen_source
+from common.cli import run_cli
+from common.enhance_cli import add_source_flags, chosen_source, quiet_native_logs
 from common.errors import DataLayoutError
 from dped.loading import SOURCES, make_predictor
 
@@ -123,16 +123,15 @@ def main(argv=None):
     parser.add_argument("--phone", default="iphone", help="phone folder name: iphone, sony or blackberry")
     parser.add_argument("--test-dir", required=True, help="DPED root, or a folder with <phone>/ and canon/")
     parser.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, examples.png")
-    group = parser.add_mutually_exclusive_group(required=True)
-    for source in SOURCES:
-        group.add_argument(source.flag, help=source.help)
+    add_source_flags(parser, SOURCES)
     parser.add_argument("--examples", type=int, default=4, help="rows in examples.png (0: no figure)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
-    phone_files, dslr_files = test_pairs(args.test_dir, args.phone)
-    source, value = chosen_source(args, SOURCES)
-    predictor = make_predictor(source.load(value))
-    result, per_image, examples = evaluate(predictor, phone_files, dslr_files, num_examples=args.examples)
+    with quiet_native_logs(args.verbose):
+        phone_files, dslr_files = test_pairs(args.test_dir, args.phone)
+        source, value = chosen_source(args, SOURCES)
+        predictor = make_predictor(source.load(value))
+        result, per_image, examples = evaluate(predictor, phone_files, dslr_files, num_examples=args.examples)
     meta = {"phone": args.phone, "test_dir": str(args.test_dir),
             "model": value,
             "files": [pathlib.Path(f).name for f in phone_files]}
