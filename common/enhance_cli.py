@@ -59,6 +59,13 @@ class Job:
     format: str
 
 
+def load_saved_model(path):
+    """The `float32` ([0, 1] in and out) signature of a SavedModel folder written by either family's export."""
+    from common.export import load_saved_model_signature
+
+    return load_saved_model_signature(path, "float32")
+
+
 def build_parser(prog, description, sources):
     """The shared flags: inputs, output rules, memory budget, tiling, progress and logging, one source."""
     p = argparse.ArgumentParser(prog=prog, description=description)

@@ -1,7 +1,7 @@
 """Where a DPED generator comes from: a `.keras` / `.weights.h5` file, an exported SavedModel folder or the
 authors' TF1 checkpoint. Shared by the enhance, evaluate and export commands (none imports another CLI).
 """
-from common.enhance_cli import ModelSource
+from common.enhance_cli import ModelSource, load_saved_model
 from common.errors import PhotoEnhanceError
 
 
@@ -10,13 +10,6 @@ def load_weights(path):
     from dped.models import load_generator
 
     return load_generator(path)
-
-
-def load_saved_model(path):
-    """The `float32` signature of a SavedModel folder written by `dped.export`."""
-    from common.export import load_saved_model_signature
-
-    return load_saved_model_signature(path, "float32")
 
 
 def load_checkpoint(prefix):

@@ -13,7 +13,7 @@ import numpy as np
 
 from common import enhance_cli
 from common.cli import run_cli
-from common.enhance_cli import ModelSource
+from common.enhance_cli import ModelSource, load_saved_model
 
 TASKS = ("phone2dslr", "deblur", "ldr2hdr", "overexposure")
 # Measured like common.tiling's DPED figure: peak bytes per input pixel of one traced inference of the
@@ -26,13 +26,6 @@ def load_weights(path, task):
     from common.generators import load_generator
 
     return load_generator(path, family="pix2pix", task=task)
-
-
-def load_saved_model(path):
-    """The `float32` signature of a SavedModel folder written by `pix2pix.export` / `pix2pix.train`."""
-    from common.export import load_saved_model_signature
-
-    return load_saved_model_signature(path, "float32")
 
 
 def sources(task):

@@ -162,3 +162,25 @@ def test_memory_budget_bounds_peak_rss_and_output_stays_exact(tmp_path):
     whole = _enhance(weights, tmp_path / "p.png", "--output-dir", tmp_path / "whole", "--memory-budget-mb", 100000)
     diff = read_image(tmp_path / "tiled" / "p.png").astype(int) - read_image(whole[0]).astype(int)
     assert np.abs(diff).max() <= 1
+
+
+def test_pix2pix_uses_the_same_driver_and_writes_hdr(tmp_path):
+    from common.generators import save_generator as save_any
+    from pix2pix import enhance as pix2pix_enhance
+    from pix2pix.gan import Pix2Pix
+    from pix2pix.models import build_unet
+
+    photo = _photo((20, 28), 6)
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    deblur = build_unet(depth=3, base_filters=4, max_filters=8)
+    weights = save_any(deblur, tmp_path / "deblur.keras", family="pix2pix", task="deblur")
+    [out] = pix2pix_enhance.main([str(tmp_path / "a.png"), "--task", "deblur", "--weights", str(weights),
+                                  "--output-dir", str(tmp_path / "o"), "--no-progress"])
+    expected = Pix2Pix.for_inference(deblur)(to_float(photo)[None]).numpy()[0]
+    assert np.abs(read_image(out).astype(int) - np.round(np.clip(expected, 0, 1) * 255)).max() <= 1
+    hdr = build_unet(depth=3, base_filters=4, max_filters=8, output_activation="relu")
+    weights = save_any(hdr, tmp_path / "hdr.keras", family="pix2pix", task="ldr2hdr")
+    written = pix2pix_enhance.main([str(tmp_path / "a.png"), "--task", "ldr2hdr", "--weights", str(weights),
+                                    "--output-dir", str(tmp_path / "h"), "--no-progress"])
+    assert [p.name for p in written] == ["a.png"]
+    assert (tmp_path / "h" / "a.hdr").read_bytes().startswith(b"#?RADIANCE")
