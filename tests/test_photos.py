@@ -5,7 +5,7 @@ import struct
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 
 from common.photo_read import EXIF_ORIENTATION, SRGB_PROFILE, read_photo
 from common.photo_write import write_photo
