@@ -26,6 +26,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import time
 import warnings
 from typing import Callable
 
@@ -276,9 +277,11 @@ def run(args, sources, make_enhancer, extra_suffixes=()):
         out_dir = prepare_output_dir(args.output_dir)
         source, value = chosen_source(args, sources)
         enhancer = make_enhancer(source.load(value))
+        start = time.perf_counter()
         written, skipped, failed = enhance_all(args, jobs, enhancer)
-    print(f"enhanced {len(written)} photo(s) into {out_dir}; skipped {skipped} existing (--overwrite to redo); "
-          f"failed {len(failed)}")
+        seconds = time.perf_counter() - start
+    print(f"enhanced {len(written)} photo(s) into {out_dir} in {seconds:.1f} s; skipped {skipped} existing "
+          f"(--overwrite to redo); failed {len(failed)}")
     for path, problem in failed:
         print(f"failed: {path}: {problem}", file=sys.stderr)
     if failed:
