@@ -34,7 +34,7 @@ def main(argv=None):
 
     from common.images import list_images, read_image, to_float
     from common.tiling import enhance_tiled, enhance_tiled_exact, estimate_memory_bytes
-    from dped.enhance import load_model, make_predictor
+    from dped.loading import load_model, make_predictor
 
     source = pathlib.Path(args.checkpoint)
     model = load_model(weights=source) if source.name.endswith((".keras", ".weights.h5")) else \

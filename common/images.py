@@ -1,16 +1,19 @@
 """Reading and writing photos as the library expects them: uint8 RGB, H x W x 3.
 
 Users hand the tools whatever they have: grayscale scans, RGBA screenshots, 16-bit PNGs from a raw
-converter, truncated downloads. `read_image` turns every supported case into uint8 RGB and turns every
-unsupported one into an `ImageReadError` that names the file, before TensorFlow sees it.
+converter, portrait JPEGs, CMYK files, truncated downloads. `read_image` turns every supported case into
+upright sRGB uint8 (through `common.photo_read`) and every unsupported one into an `ImageReadError` that
+names the file, before TensorFlow sees it.
 """
 import os
 import pathlib
 
-import imageio.v3 as iio
 import numpy as np
+from PIL import Image
 
 from common.errors import ImageReadError, PhotoEnhanceError
+from common.photo_read import read_photo
+from common.photo_write import write_photo
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,44 +54,20 @@ def to_rgb_uint8(array, path="<array>"):
 
 
 def read_image(path):
-    """Read one photo as uint8 RGB `H x W x 3`; raise `ImageReadError` naming the file on any problem."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file not found" if not path.exists() else "not a regular file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "file is empty")
-    try:
-        if _is_16bit_png(path):
-            array = _read_16bit_png(path)
-        elif path.suffix.lower() in (".gif", ".tif", ".tiff"):
-            array = iio.imread(path, index=0)
-        else:
-            array = iio.imread(path)
-    except Exception as exc:  # imageio raises many kinds; the user needs the file name and the reason.
-        raise ImageReadError(path, f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
-    return to_rgb_uint8(array, path)
-
-
-def _is_16bit_png(path):
-    """True for a PNG whose IHDR declares 16 bits per sample (Pillow would drop their low byte)."""
-    with open(path, "rb") as f:
-        header = f.read(25)
-    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 25 and header[24] == 16
-
-
-def _read_16bit_png(path):
-    import tensorflow as tf
-
-    return tf.io.decode_png(pathlib.Path(path).read_bytes(), channels=0, dtype=tf.uint16).numpy()
+    """Read one photo as upright sRGB uint8 `H x W x 3` (`common.photo_read.read_photo`, 16-bit rounded
+    to 8 bits); raise `ImageReadError` naming the file on any problem."""
+    return to_rgb_uint8(read_photo(path).pixels, path)
 
 
 def write_image(path, image):
-    """Write a uint8 (or [0,1] float) RGB image; the format follows the extension. Creates parent folders."""
+    """Atomically write a uint8 (or [0,1] float) RGB image; the format follows the extension. Creates
+    parent folders."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = to_rgb_uint8(image, path)
-    iio.imwrite(path, image, **({"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise PhotoEnhanceError(f"{path}: unknown image extension {path.suffix!r}")
+    return write_photo(path, to_rgb_uint8(image, path), fmt)
 
 
 def to_float(image):
@@ -117,10 +96,9 @@ def _natural_key(name):
 
 
 def collect_image_files(inputs):
-    """Image files from a mix of files and folders (folders: their images, natural order).
+    """Image files from a mix of files and folders (folders: their images, natural order), each once.
 
-    Raises `PhotoEnhanceError` for a missing input, a folder without images, or two inputs that would be
-    written to the same `<stem>.png`.
+    Raises `PhotoEnhanceError` for a missing input or a folder without images.
     """
     files = []
     for item in inputs:
@@ -134,9 +112,5 @@ def collect_image_files(inputs):
             files.append(path)
         else:
             raise PhotoEnhanceError(f"{path}: input not found")
-    stems = {}
-    for path in files:
-        if path.stem in stems:
-            raise PhotoEnhanceError(f"{path} and {stems[path.stem]} would both be written as {path.stem}.png")
-        stems[path.stem] = path
-    return files
+    seen = set()
+    return [p for p in files if not (p.resolve() in seen or seen.add(p.resolve()))]

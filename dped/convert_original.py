@@ -11,7 +11,8 @@ import argparse
 import pathlib
 import re
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import run_cli
+from common.enhance_cli import quiet_native_logs
 from common.errors import CheckpointError
 
 SCOPE = "generator/"
@@ -76,13 +77,15 @@ def load_original_checkpoint(prefix):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dped.convert_original", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="TF1 checkpoint prefix, e.g. models_orig/iphone_orig")
-    parser.add_argument("--output", required=True, help="output generator file (.keras or .weights.h5)")
+    parser.add_argument("--output", required=True, help="output generator file (.keras, recording the DPED "
+                                                         "family, or .weights.h5)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
-    from dped.models import save_generator
+    with quiet_native_logs(args.verbose):
+        from dped.models import save_generator
 
-    model = load_original_checkpoint(args.checkpoint)
-    path = save_generator(model, args.output)
+        model = load_original_checkpoint(args.checkpoint)
+        path = save_generator(model, args.output)
     print(f"wrote {path} ({model.count_params():,} parameters)")
     return 0
 

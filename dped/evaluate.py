@@ -19,8 +19,10 @@ import pathlib
 
 import numpy as np
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import run_cli
+from common.enhance_cli import add_source_flags, chosen_source, quiet_native_logs
 from common.errors import DataLayoutError
+from dped.loading import SOURCES, make_predictor
 
 MSE_BATCH = 50
 ROWS = (("psnr_per_image", "PSNR per image, clipped (challenge), dB"),
@@ -31,30 +33,10 @@ ROWS = (("psnr_per_image", "PSNR per image, clipped (challenge), dB"),
 
 def test_pairs(test_dir, phone):
     """(phone files, DSLR files) paired by name, from the DPED root or a `<phone>/` + `canon/` folder."""
-    try:
-        from common.data import dped_folders, paired_files
-    except ImportError:  # common.data is optional here: pair the two folders directly.
-        return _pair_folders(test_dir, phone)
+    from common.data import dped_folders, paired_files
+
     phone_dir, dslr_dir = dped_folders(test_dir, phone, split="test")
     return paired_files(phone_dir, dslr_dir)
-
-
-def _pair_folders(test_dir, phone):
-    from common.errors import DatasetNotFoundError
-    from common.images import list_images
-
-    root = pathlib.Path(test_dir)
-    for base in (root / "dped" / phone / "test_data" / "patches", root / phone / "test_data" / "patches", root):
-        if (base / phone).is_dir() and (base / "canon").is_dir():
-            phone_files = {p.stem: p for p in list_images(base / phone)}
-            dslr_files = {p.stem: p for p in list_images(base / "canon")}
-            unpaired = sorted(set(phone_files) ^ set(dslr_files))
-            if unpaired or not phone_files:
-                raise DataLayoutError(f"{base}: {phone}/ and canon/ must hold the same non-empty set of names "
-                                      f"(unpaired: {', '.join(unpaired[:5]) or 'none, both empty'})")
-            return [phone_files[k] for k in phone_files], [dslr_files[k] for k in phone_files]
-    raise DatasetNotFoundError(f"{root}: no {phone}/ and canon/ test patches found (also looked for the DPED "
-                               f"layout dped/{phone}/test_data/patches/)")
 
 
 def _batches(files_a, files_b, size):
@@ -141,20 +123,17 @@ def main(argv=None):
     parser.add_argument("--phone", default="iphone", help="phone folder name: iphone, sony or blackberry")
     parser.add_argument("--test-dir", required=True, help="DPED root, or a folder with <phone>/ and canon/")
     parser.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, examples.png")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--weights", help="generator file (.keras or .weights.h5)")
-    source.add_argument("--saved-model", help="SavedModel folder written by dped.export")
-    source.add_argument("--original-checkpoint", help="the authors' TF1 checkpoint prefix, e.g. iphone_orig")
+    add_source_flags(parser, SOURCES)
     parser.add_argument("--examples", type=int, default=4, help="rows in examples.png (0: no figure)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
-    from dped.enhance import load_model, make_predictor
-
-    phone_files, dslr_files = test_pairs(args.test_dir, args.phone)
-    predictor = make_predictor(load_model(args.weights, args.saved_model, args.original_checkpoint))
-    result, per_image, examples = evaluate(predictor, phone_files, dslr_files, num_examples=args.examples)
+    with quiet_native_logs(args.verbose):
+        phone_files, dslr_files = test_pairs(args.test_dir, args.phone)
+        source, value = chosen_source(args, SOURCES)
+        predictor = make_predictor(source.load(value))
+        result, per_image, examples = evaluate(predictor, phone_files, dslr_files, num_examples=args.examples)
     meta = {"phone": args.phone, "test_dir": str(args.test_dir),
-            "model": args.weights or args.saved_model or args.original_checkpoint,
+            "model": value,
             "files": [pathlib.Path(f).name for f in phone_files]}
     out = write_report(args.out, result, per_image, examples, meta)
     print((out / "metrics.md").read_text())

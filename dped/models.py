@@ -9,8 +9,10 @@ import pathlib
 
 import keras
 
+from common import generators
 from common.errors import CheckpointError
 from common.layers import InstanceNormalization
+from common.photo_write import atomic_output
 
 DPED_EPSILON = 1e-3
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -100,33 +102,35 @@ def build_discriminator(patch_size=100, logits=False, name="dped_discriminator")
 
 
 def save_generator(model, path):
-    """Save a generator as a full `.keras` model or as `.weights.h5` weights; returns the path."""
+    """Save a generator atomically as a full `.keras` model recording its family (`common.generators`) or
+    as `.weights.h5` weights; returns the path."""
     path = pathlib.Path(path)
-    if not (path.name.endswith(".keras") or path.name.endswith(".weights.h5")):
+    if path.name.endswith(".keras"):
+        return generators.save_generator(model, path, family="dped")
+    if not path.name.endswith(".weights.h5"):
         raise CheckpointError(f"{path}: generator files must end in .keras or .weights.h5")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".keras"):
-        model.save(path)
-    else:
-        model.save_weights(path)
+    with atomic_output(path) as tmp:
+        model.save_weights(tmp)
     return path
 
 
 def load_generator(path, width=64, num_blocks=4):
-    """Load a generator from `.keras` (architecture included) or `.weights.h5` (into `build_generator(width,
-    num_blocks)`, the paper's shape by default). Raises `CheckpointError` naming the file on any problem."""
+    """Load a generator from `.keras` (architecture included; refused unless a DPED generator) or
+    `.weights.h5` (into `build_generator(width, num_blocks)`, the paper's shape by default). Raises
+    `CheckpointError` naming the file on any problem."""
     path = pathlib.Path(path)
+    if path.name.endswith(".keras"):
+        return generators.load_generator(path, family="dped")
+    if not path.name.endswith(".weights.h5"):
+        raise CheckpointError(f"{path}: expected a .keras or .weights.h5 file")
     if not path.is_file():
         raise CheckpointError(f"{path}: generator file not found")
     try:
-        if path.name.endswith(".keras"):
-            return keras.saving.load_model(path, compile=False)
-        if path.name.endswith(".weights.h5"):
-            model = build_generator(width=width, num_blocks=num_blocks)
-            model.load_weights(path)
-            return model
+        model = build_generator(width=width, num_blocks=num_blocks)
+        model.load_weights(path)
+        return model
     except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... for bad or mismatched files.
         raise CheckpointError(
             f"{path}: cannot be loaded as a DPED generator (width={width}, num_blocks={num_blocks}): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    raise CheckpointError(f"{path}: expected a .keras or .weights.h5 file")

@@ -37,7 +37,8 @@ def test_enhance_folder_of_gray_rgba_odd_photos(tiny_weights, photos, tmp_path):
     from dped.models import load_generator
 
     out = tmp_path / "out"
-    assert enhance.main([str(photos), "--weights", str(tiny_weights), "--output-dir", str(out)]) == 0
+    written = enhance.main([str(photos), "--weights", str(tiny_weights), "--output-dir", str(out), "--format", "png"])
+    assert sorted(p.name for p in written) == ["gray.png", "odd.png", "rgba.png"]
     model = load_generator(tiny_weights)
     for name, shape in (("gray", (21, 17, 3)), ("rgba", (12, 19, 3)), ("odd", (23, 31, 3))):
         result = read_image(out / f"{name}.png")
@@ -50,17 +51,17 @@ def test_enhance_folder_of_gray_rgba_odd_photos(tiny_weights, photos, tmp_path):
 def test_enhance_resolution_tiling_and_saved_model_agree(tiny_weights, photos, tmp_path):
     single = photos / "odd.jpg"
     enhance.main([str(single), "--weights", str(tiny_weights), "--output-dir", str(tmp_path / "a"),
-                  "--resolution", "tiny", "--phone", "iphone"])
+                  "--resolution", "tiny", "--phone", "iphone", "--format", "png"])
     assert read_image(tmp_path / "a" / "odd.png").shape == (600, 800, 3)
     assert export.main(["--weights", str(tiny_weights), "--out", str(tmp_path / "sm")]) == 0
-    tiling = ["--memory-budget-mb", "0.5", "--tile", "16", "--overlap", "4"]  # 23x31 needs ~1.4 MB
+    tiling = ["--tile", "16", "--overlap", "4"]  # a 23x31 photo in tiles of at most 16 px
     runs = {"sm_tiled": ["--saved-model", str(tmp_path / "sm")] + tiling,
             "sm_whole": ["--saved-model", str(tmp_path / "sm")],
-            "keras_tiled": ["--weights", str(tiny_weights), "--memory-budget-mb", "0.5", "--tile", "16"],
+            "keras_tiled": ["--weights", str(tiny_weights), "--tile", "16"],
             "keras_whole": ["--weights", str(tiny_weights)]}
     results = {}
     for name, argv in runs.items():
-        enhance.main([str(single), "--output-dir", str(tmp_path / name)] + argv)
+        enhance.main([str(single), "--output-dir", str(tmp_path / name), "--format", "png"] + argv)
         results[name] = read_image(tmp_path / name / "odd.png").astype(int)
         assert results[name].shape == (23, 31, 3)
     # Keras models tile with whole-image norm statistics (exact); SavedModels blend tiles (close).
@@ -69,17 +70,15 @@ def test_enhance_resolution_tiling_and_saved_model_agree(tiny_weights, photos, t
     assert 0 < np.abs(results["sm_tiled"] - results["keras_whole"]).mean() < 3.0
 
 
-def test_enhance_image_api_tiles_within_budget(tiny_weights):
-    from common.tiling import estimate_memory_bytes
-    from dped.enhance import make_predictor
+def test_enhance_image_api_tiles(tiny_weights):
+    from dped.loading import make_predictor
     from dped.models import load_generator
 
     image = np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     model = load_generator(tiny_weights)
-    budget = {"memory_budget_bytes": estimate_memory_bytes(40, 40), "tile": 40}
     whole = enhance.enhance_image(model, image).astype(int)
-    exact = enhance.enhance_image(model, image, **budget).astype(int)
-    blended = enhance.enhance_image(make_predictor(model), image, overlap=12, **budget).astype(int)
+    exact = enhance.enhance_image(model, image, side=40).astype(int)
+    blended = enhance.enhance_image(make_predictor(model), image, overlap=12, side=16).astype(int)
     assert exact.shape == blended.shape == whole.shape == (70, 90, 3)
     assert np.abs(exact - whole).max() <= 1
     assert 0 < np.abs(blended - whole).mean() < 3.0  # blended tiles really ran, and stay close
@@ -145,22 +144,3 @@ def test_evaluate_authors_iphone_model_on_shared_pairs(dped_sample, tmp_path):
     assert m["enhanced"]["psnr_per_image"] > m["phone"]["psnr_per_image"] + 4.0
     assert m["enhanced"]["psnr_batch_mse"] < m["enhanced"]["psnr_per_image"] - 1.0  # conventions differ
     assert m["enhanced"]["ms_ssim"] > m["phone"]["ms_ssim"] + 0.05
-
-
-def test_evaluate_pairing_without_common_data(tmp_path, monkeypatch):
-    import sys
-
-    for sub in ("iphone", "canon"):
-        folder = tmp_path / "dped" / "iphone" / "test_data" / "patches" / sub
-        folder.mkdir(parents=True)
-        for name in ("0", "1", "10", "2"):
-            iio.imwrite(folder / f"{name}.png", np.zeros((8, 8, 3), np.uint8))
-    monkeypatch.setitem(sys.modules, "common.data", None)  # import fails: the module's own pairing is used
-    phone, dslr = evaluate.test_pairs(tmp_path, "iphone")
-    assert [p.name for p in phone] == ["0.png", "1.png", "2.png", "10.png"]
-    assert [p.parent.name for p in dslr] == ["canon"] * 4
-    (tmp_path / "dped" / "iphone" / "test_data" / "patches" / "canon" / "2.png").unlink()
-    from common.errors import DataLayoutError
-
-    with pytest.raises(DataLayoutError, match="unpaired: 2"):
-        evaluate.test_pairs(tmp_path, "iphone")

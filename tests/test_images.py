@@ -89,6 +89,5 @@ def test_collect_image_files_from_files_and_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(PhotoEnhanceError, match="empty: folder holds no images"):
         collect_image_files([tmp_path / "empty"])
-    (tmp_path / "2.png").write_bytes(b"x")
-    with pytest.raises(PhotoEnhanceError, match="would both be written as 2.png"):
-        collect_image_files([tmp_path / "a", tmp_path / "2.png"])
+    twice = collect_image_files([tmp_path / "a", tmp_path / "a" / "2.jpg", tmp_path / "b.jpg"])
+    assert [p.name for p in twice] == ["2.jpg", "10.png", "b.jpg"]  # a file named twice is read once

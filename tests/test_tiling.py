@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from common.errors import PhotoEnhanceError
-from common.tiling import enhance_tiled, enhance_tiled_exact, estimate_memory_bytes, plan_tile, receptive_radius
+from common.tiling import (TILED_FIXED_BYTES, enhance_tiled, enhance_tiled_exact, estimate_memory_bytes, plan_memory,
+                           plan_tile, receptive_radius)
 
 
 class Recorder:
@@ -62,11 +63,32 @@ def test_exact_tiling_matches_whole_image_with_instance_norm():
     assert np.abs(blended - whole).max() > 1e-3  # per-tile statistics: what the exact mode avoids
 
 
+def test_plan_memory_whole_when_it_fits_else_largest_tiles_in_the_rest():
+    mb = 2**20
+    assert plan_memory(720, 1280, 2048 * mb, 700 * mb, 1152) is None  # 700 MB + 0.92 MP x ~1.2 KB fits
+    side = plan_memory(720, 1280, 1024 * mb, 700 * mb, 1152, halo=18)
+    room = 1024 * mb - 700 * mb - TILED_FIXED_BYTES - 720 * 1280 * 16
+    assert (side + 36) ** 2 * 1152 <= room < (side + 37) ** 2 * 1152
+    assert plan_memory(720, 1280, 4096 * mb, 700 * mb, 1152, tile=300) == 300  # --tile caps even when it fits
+    with pytest.raises(PhotoEnhanceError, match="needs a memory budget of at least"):
+        plan_memory(3000, 4000, 800 * mb, 700 * mb, 1152, halo=18)
+
+
+def test_exact_tiling_takes_uint8_and_stores_uint8():
+    from dped.models import build_generator
+
+    model = build_generator(width=4, num_blocks=1)
+    pixels = np.random.default_rng(4).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    whole = np.clip(model(pixels[None].astype(np.float32) / 255).numpy()[0], 0, 1) * 255
+    tiled = enhance_tiled_exact(model, pixels, side=12, out_dtype=np.uint8)
+    assert tiled.dtype == np.uint8 and np.abs(tiled - whole).max() <= 0.5 + 1e-3
+
+
 @pytest.mark.slow
 def test_tiled_dped_close_to_whole_on_real_photo_crop(dped_sample):
     from common.images import read_image, to_float
     from dped.convert_original import load_original_checkpoint
-    from dped.enhance import make_predictor
+    from dped.loading import make_predictor
 
     model = load_original_checkpoint(dped_sample / "pretrained" / "iphone_orig")
     image = to_float(read_image(dped_sample / "full_size" / "1.png"))[200:360, 300:540]

@@ -1,0 +1,50 @@
+"""Where a DPED generator comes from: a `.keras` / `.weights.h5` file, an exported SavedModel folder or the
+authors' TF1 checkpoint. Shared by the enhance, evaluate and export commands (none imports another CLI).
+"""
+from common.enhance_cli import ModelSource, load_saved_model
+from common.errors import PhotoEnhanceError
+
+
+def load_weights(path):
+    """A DPED generator file (`.keras`, family checked; `.weights.h5` into the paper's network)."""
+    from dped.models import load_generator
+
+    return load_generator(path)
+
+
+def load_checkpoint(prefix):
+    """The authors' TF1 checkpoint prefix (e.g. `iphone_orig`) as a Keras generator."""
+    from dped.convert_original import load_original_checkpoint
+
+    return load_original_checkpoint(prefix)
+
+
+SOURCES = (
+    ModelSource("--weights", "generator file (.keras or .weights.h5)", load_weights),
+    ModelSource("--saved-model", "SavedModel folder written by dped.export", load_saved_model),
+    ModelSource("--original-checkpoint", "the authors' TF1 checkpoint prefix, e.g. iphone_orig", load_checkpoint),
+)
+
+
+def load_model(weights=None, saved_model=None, original_checkpoint=None):
+    """The generator from exactly one source: a Keras model, or a callable on [N,h,w,3] float32 batches."""
+    given = [(source, value) for source, value in zip(SOURCES, (weights, saved_model, original_checkpoint))
+             if value]
+    if len(given) != 1:
+        raise PhotoEnhanceError("give exactly one of " + ", ".join(s.flag for s in SOURCES))
+    source, value = given[0]
+    return source.load(value)
+
+
+def make_predictor(model):
+    """A numpy function [N,h,w,3] float32 -> float32 for a Keras model (one trace for every batch and size)
+    or for any callable (e.g. a SavedModel signature)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if isinstance(model, keras.Model):
+        traced = tf.function(lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        return lambda x: traced(tf.convert_to_tensor(x, tf.float32)).numpy()
+    return lambda x: np.asarray(model(np.asarray(x, np.float32)))

@@ -1,0 +1,80 @@
+"""Saved generators record their family and task; every loader refuses the wrong kind, naming the file;
+old files without the record are recognised by their architecture."""
+import numpy as np
+import pytest
+
+from common.errors import CheckpointError
+from common.generators import identify, load_generator, save_generator
+from dped.models import build_generator
+from pix2pix.models import build_unet
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"dped": build_generator(width=4, num_blocks=1),
+            "unet": build_unet(depth=3, base_filters=4, max_filters=8),
+            "hdr": build_unet(depth=3, base_filters=4, max_filters=8, output_activation="relu")}
+
+
+def test_round_trip_records_family_and_task(models, tmp_path):
+    x = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
+    path = save_generator(models["dped"], tmp_path / "g.keras", family="dped")
+    loaded = load_generator(path, family="dped")
+    assert identify(loaded) == ("dped", None)
+    np.testing.assert_allclose(loaded(x).numpy(), models["dped"](x).numpy(), atol=1e-6)
+    path = save_generator(models["unet"], tmp_path / "u.keras", family="pix2pix", task="deblur")
+    assert identify(load_generator(path, family="pix2pix", task="deblur")) == ("pix2pix", "deblur")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.keras", "u.keras"]  # no temporary files left
+
+
+def test_wrong_family_or_task_is_refused_naming_the_file(models, tmp_path):
+    dped = save_generator(models["dped"], tmp_path / "dped.keras", family="dped")
+    with pytest.raises(CheckpointError, match=r"dped.keras: is a dped generator, not a pix2pix one"):
+        load_generator(dped, family="pix2pix", task="deblur")
+    deblur = save_generator(models["unet"], tmp_path / "deblur.keras", family="pix2pix", task="deblur")
+    with pytest.raises(CheckpointError, match=r"deblur.keras: is a pix2pix generator, not a dped one"):
+        load_generator(deblur, family="dped")
+    with pytest.raises(CheckpointError, match=r"deblur.keras: is a pix2pix deblur generator, not a ldr2hdr one"):
+        load_generator(deblur, family="pix2pix", task="ldr2hdr")
+    with pytest.raises(CheckpointError, match="needs its task recorded"):
+        save_generator(models["unet"], tmp_path / "x.keras", family="pix2pix")
+
+
+def test_old_files_are_recognised_by_architecture(models, tmp_path):
+    models["dped"].name, models["unet"].name, models["hdr"].name = "dped_generator", "unet_generator", "unet_generator"
+    for key in models:
+        models[key].save(tmp_path / f"{key}.keras")
+    assert identify(load_generator(tmp_path / "dped.keras", family="dped")) == ("dped", None)
+    assert identify(load_generator(tmp_path / "unet.keras", family="pix2pix", task="deblur")) == ("pix2pix", None)
+    with pytest.raises(CheckpointError, match="unet.keras: is a pix2pix generator, not a dped one"):
+        load_generator(tmp_path / "unet.keras", family="dped")
+    with pytest.raises(CheckpointError, match=r"hdr.keras: is an HDR \(ReLU output\) generator and cannot serve"):
+        load_generator(tmp_path / "hdr.keras", family="pix2pix", task="deblur")
+    with pytest.raises(CheckpointError, match=r"unet.keras: is a \[0, 1\] \(tanh output\) generator"):
+        load_generator(tmp_path / "unet.keras", family="pix2pix", task="ldr2hdr")
+
+
+def test_pix2pix_enhance_refuses_a_dped_generator(models, tmp_path, capsys):
+    from PIL import Image
+
+    from common.cli import run_cli
+    from pix2pix import enhance
+
+    weights = save_generator(models["dped"], tmp_path / "dped.keras", family="dped")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(enhance.main, [str(tmp_path / "a.png"), "--task", "deblur", "--weights", str(weights),
+                               "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "dped.keras: is a dped generator, not a pix2pix one" in err
+    assert err.count("\n") == 1
+
+
+def test_converted_authors_checkpoint_records_dped(dped_sample, tmp_path):
+    from dped import convert_original
+
+    out = tmp_path / "iphone.keras"
+    convert_original.main(["--checkpoint", str(dped_sample / "pretrained" / "iphone_orig"), "--output", str(out)])
+    with pytest.raises(CheckpointError, match="iphone.keras: is a dped generator"):
+        load_generator(out, family="pix2pix", task="deblur")
+    assert load_generator(out, family="dped").name == "photoenhance.dped"
