@@ -67,7 +67,16 @@ def plan_tile(height, width, memory_budget_bytes=None, tile=DEFAULT_TILE, overla
 
 
 def peak_rss_bytes():
-    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident memory so far: Linux's VmHWM, the high-water mark of this program's own
+    memory. (`ru_maxrss` is not: it also holds the peak of the parent that started this process, since
+    Linux folds the parent's memory into it at exec; a test runner of 2 GB would read as 2 GB here.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -29,6 +29,7 @@ import keras
 
 from common import config, training
 from common.errors import PhotoEnhanceError
+from common.generators import save_generator
 from common.run_folder import RunFolder
 
 STATE_FILES = ("best_generator.keras", "last_generator.keras", "saved_model", "history.jsonl", "tensorboard",
@@ -75,8 +76,13 @@ class Recipe:
     def validation_set(self, data, settings):
         raise NotImplementedError
 
-    def save_generator(self, generator, path):
-        training.save_model_atomic(generator, path)
+    def generator_task(self, settings):
+        """The task recorded with saved generators (None: the family has no tasks)."""
+        return None
+
+    def save_generator(self, generator, settings, path):
+        """Save a generator atomically with its family and task on record (`common.generators`)."""
+        save_generator(generator, path, family=self.family, task=self.generator_task(settings))
 
     def export(self, generator, settings, folder):
         """Write the serving export of `generator` into the new folder `folder`."""
@@ -141,7 +147,8 @@ def train(recipe, settings, run):
     step = training.fit_steps(gan, lambda s: recipe.train_batches(data, settings, s), start_step=start,
                               iterations=settings.iterations, steps_per_epoch=settings.eval_every,
                               callbacks=callbacks)
-    training.finish_run(gan, gan.generator, validation, run.path, step, save_generator=recipe.save_generator)
+    training.finish_run(gan, gan.generator, validation, run.path, step,
+                        save_generator=lambda g, path: recipe.save_generator(g, settings, path))
     if settings.export:
         export_atomic(recipe, gan.generator, settings, run / "saved_model")
     return write_summary(recipe, gan, settings, data, run, callbacks, dict(
@@ -183,7 +190,7 @@ def make_callbacks(recipe, settings, run, gan, ckpt, data):
     validation = training.ValidationCallback(
         recipe.validation_set(data, settings), settings.eval_every, run_dir=run.path, tensorboard=tb,
         progress=settings.progress,
-        save_best=lambda: recipe.save_generator(gan.generator, run / training.BEST_GENERATOR))
+        save_best=lambda: recipe.save_generator(gan.generator, settings, run / training.BEST_GENERATOR))
     callbacks = [*recipe.callbacks(), training.NaNGuard(ckpt), training.MetricState(gan.metrics, settings.eval_every),
                  training.HistoryLogger(run.path, settings.log_every), tb, validation,
                  training.CheckpointCallback(ckpt, settings.checkpoint_cadence)]

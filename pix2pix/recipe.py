@@ -123,6 +123,9 @@ class Pix2PixRecipe(Recipe):
         gan.inference_mode = settings.inference_mode
         training.set_learning_rate((gan.g_optimizer, gan.d_optimizer), settings.lr)
 
+    def generator_task(self, settings):
+        return settings.task
+
     def train_batches(self, td, settings, step):
         return td.train_batches(settings.batch_size, seed=settings.seed, start_step=step)
 
