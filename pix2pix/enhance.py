@@ -16,11 +16,11 @@ import tensorflow as tf
 from common import enhance_cli
 from common.cli import run_cli
 from common.enhance_cli import ModelSource, load_saved_model
-from common.generators import load_generator
 from common.tiling import DEFAULT_OVERLAP, enhance_tiled, quantize
 from pix2pix.config import INFERENCE_MODES
 from pix2pix.gan import Pix2Pix, tone_map
 from pix2pix.hdr import write_radiance
+from pix2pix.loading import load_generator
 from pix2pix.tasks import TASKS, get_task
 
 # Measured like common.tiling's DPED figure: peak bytes per input pixel of one traced inference of the
@@ -30,7 +30,7 @@ UNET_BYTES_PER_PIXEL = 350.0
 
 def load_weights(path, task):
     """A `.keras` pix2pix generator, checked to be a pix2pix one fit for `task`."""
-    return load_generator(path, family="pix2pix", task=task)
+    return load_generator(path, task)
 
 
 def sources(task):

@@ -31,7 +31,8 @@ from common.errors import PhotoEnhanceError
 from common.images import write_image
 from common.metrics import MetricAccumulator
 from pix2pix.config import Pix2PixSettings
-from pix2pix.gan import Pix2Pix, load_generator, tone_map
+from pix2pix.gan import Pix2Pix, tone_map
+from pix2pix.loading import load_generator
 from pix2pix.hdr import write_radiance
 from pix2pix.tasks import TASKS, get_task
 
@@ -182,7 +183,8 @@ def main(argv=None):
     pairs = data.pairs(args.split, image_size=args.crop or None, limit=args.limit or None)
     if not pairs:
         raise PhotoEnhanceError(f"{data.data_dir}: no {args.split} pairs for task {task.name}")
-    model = Pix2Pix.for_inference(load_generator(args.weights), settings.target_range, settings.inference_mode)
+    model = Pix2Pix.for_inference(load_generator(args.weights, task.name), settings.target_range,
+                                  settings.inference_mode)
     results, images = evaluate(model, task, settings, pairs, progress=not args.no_progress)
     report = {"task": task.name, "weights": str(args.weights), "data": data.describe(), "split": args.split,
               "n_pairs": len(pairs), "inference_mode": settings.inference_mode,

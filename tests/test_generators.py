@@ -6,6 +6,7 @@ import pytest
 from common.errors import CheckpointError
 from common.generators import identify, load_generator, save_generator
 from dped.models import build_generator
+from pix2pix.loading import load_generator as load_for_task
 from pix2pix.models import build_unet
 
 
@@ -49,9 +50,9 @@ def test_old_files_are_recognised_by_architecture(models, tmp_path):
     with pytest.raises(CheckpointError, match="unet.keras: is a pix2pix generator, not a dped one"):
         load_generator(tmp_path / "unet.keras", family="dped")
     with pytest.raises(CheckpointError, match=r"hdr.keras: is an HDR \(ReLU output\) generator and cannot serve"):
-        load_generator(tmp_path / "hdr.keras", family="pix2pix", task="deblur")
+        load_for_task(tmp_path / "hdr.keras", "deblur")
     with pytest.raises(CheckpointError, match=r"unet.keras: is a \[0, 1\] \(tanh output\) generator"):
-        load_generator(tmp_path / "unet.keras", family="pix2pix", task="ldr2hdr")
+        load_for_task(tmp_path / "unet.keras", "ldr2hdr")
 
 
 def test_pix2pix_enhance_refuses_a_dped_generator(models, tmp_path, capsys):
