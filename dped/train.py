@@ -20,5 +20,10 @@ def main(argv=None):
     return command(DPEDRecipe(), argv)
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

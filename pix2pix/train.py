@@ -21,5 +21,10 @@ def main(argv=None):
     return command(Pix2PixRecipe(), argv)
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
