@@ -28,6 +28,7 @@ import time
 import keras
 
 from common import config, training
+from common.cli import run_cli
 from common.errors import PhotoEnhanceError
 from common.generators import save_generator
 from common.run_folder import RunFolder
@@ -107,6 +108,15 @@ def command(recipe, argv=None):
     run = RunFolder(settings.out or recipe.default_out(settings))
     with run.lock():
         return train(recipe, settings, run)
+
+
+def entry_points(recipe):
+    """`(main, cli)` of a recipe's train command: `main(argv)` returns the summary (tests, notebooks),
+    `cli()` runs it as a command (one-line errors, exit codes; the console script)."""
+    def main(argv=None):
+        return command(recipe, argv)
+
+    return main, lambda: run_cli(main)
 
 
 def check_settings(settings, given):

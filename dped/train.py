@@ -11,19 +11,10 @@ PSNR), last_generator.keras, saved_model/ and summary.json. See `common.trainer`
 with demo-sized defaults (`dped.config.DEMO`). Without the ImageNet VGG-19 weights the demo runs with the
 content term disabled and says so; a normal run stops at the start instead (unless --content-weight 0).
 """
-from common.cli import run_cli
-from common.trainer import command
+from common.trainer import entry_points
 from dped.recipe import DPEDRecipe
 
-
-def main(argv=None):
-    return command(DPEDRecipe(), argv)
-
-
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
-
+main, cli = entry_points(DPEDRecipe())
 
 if __name__ == "__main__":
     cli()

@@ -12,19 +12,10 @@ CPU-sized run (`pix2pix.config.DEMO`) unless the flags say otherwise, e.g. for a
 When the ImageNet VGG-19 weights are not available the perceptual and content terms are switched off
 in a demo (said at the start and in summary.json); a normal run stops instead.
 """
-from common.cli import run_cli
-from common.trainer import command
+from common.trainer import entry_points
 from pix2pix.recipe import Pix2PixRecipe
 
-
-def main(argv=None):
-    return command(Pix2PixRecipe(), argv)
-
-
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
-
+main, cli = entry_points(Pix2PixRecipe())
 
 if __name__ == "__main__":
     cli()
