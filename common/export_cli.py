@@ -154,7 +154,7 @@ def _input_convention(settings, channels):
     return text
 
 
-def _size_bytes(path):
+def artifact_size_bytes(path):
     path = pathlib.Path(path)
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
@@ -163,7 +163,7 @@ def model_card(settings, artifact_path, *, source, architecture, channels, parit
     """The card as a dict: what was exported from where, how to feed it, and how close and fast it is."""
     return {"artifact": pathlib.Path(artifact_path).name, "format": settings["format"],
             "quantize": settings["quantize"], "mobile_preset": settings["preset"],
-            "size_bytes": _size_bytes(artifact_path), "source": str(source), "architecture": architecture,
+            "size_bytes": artifact_size_bytes(artifact_path), "source": str(source), "architecture": architecture,
             "input_convention": _input_convention(settings, channels),
             "fixed_input_size": list(settings["input_size"]) if settings["input_size"] else None,
             "parity": parity, "parity_threshold_db": settings["min_psnr"] if parity else None,
