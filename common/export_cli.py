@@ -155,6 +155,7 @@ def _input_convention(settings, channels):
 
 
 def artifact_size_bytes(path):
+    """Bytes of an artifact file, or of all files in a SavedModel folder."""
     path = pathlib.Path(path)
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
@@ -234,17 +235,18 @@ def run_export(model, args, *, source, architecture, command):
         if not args.no_check:
             parity = measure_parity(load_artifact(staged), model, sample_images(args.check_images),
                                     settings["input_size"])
-            print(f"parity against Keras: PSNR min {parity['psnr_db_min']:.2f} dB over {parity['images']} photos")
+            print(f"parity against Keras on {parity['images']} photos: PSNR min {parity['psnr_db_min']:.2f} dB, "
+                  f"mean {parity['psnr_db_mean']:.2f} dB (threshold {settings['min_psnr']:.1f} dB)")
             check_parity(parity, settings["min_psnr"], final)
         card = model_card(settings, staged, source=source, architecture=architecture,
                           channels=int(model.input_shape[-1]), parity=parity, command=command)
         staged_card = (staged / "model_card") if staged.is_dir() else staging / card_stem.name
         _with_ext(staged_card, ".json").write_text(json.dumps(card, indent=2) + "\n")
         _with_ext(staged_card, ".md").write_text(card_markdown(card))
-        os.replace(staged, final)
-        if not final.is_dir():
+        if not staged.is_dir():
             for ext in (".json", ".md"):
                 os.replace(_with_ext(staged_card, ext), _with_ext(card_stem, ext))
+        os.replace(staged, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {final} ({card['size_bytes'] / 2**20:.2f} MiB) and its model card")
