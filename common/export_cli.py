@@ -28,8 +28,8 @@ from common.runtimes import load_artifact
 # ~80 dB, float16 ~80 dB, dynamic-int8 ~50 dB and int8 ~40 dB on the DPED generator.
 DEFAULT_MIN_PSNR = {"none": 60.0, "float16": 50.0, "dynamic-int8": 35.0, "int8": 25.0}
 MAX_PSNR = 100.0
-MAX_CHECK_IMAGES = 8
-TIMING_REPEATS = 3
+MAX_CHECK_IMAGES = 4
+TIMING_REPEATS = 2
 
 
 class ExportCheckFailed(PhotoEnhanceError):

@@ -59,6 +59,7 @@ def card_of(path):
                        path.with_name(path.stem + ".model_card.json")).read_text())
 
 
+@pytest.mark.slow
 def test_saved_model_in_tf_serving_layout_reloads_in_a_fresh_process(tiny, check_dir, tmp_path):
     root = tmp_path / "served"
     export(["--weights", str(tiny), "--out", str(root)], check_dir)
@@ -126,6 +127,7 @@ def test_onnx_export_matches_keras(tiny, check_dir, tmp_path):
     assert card_of(out)["parity"]["max_abs_diff"] < 1e-4
 
 
+@pytest.mark.slow
 def test_pix2pix_export_maps_unit_range_like_the_gan(tmp_path, check_dir):
     from pix2pix import export as pix2pix_export
     from pix2pix.gan import Pix2Pix
