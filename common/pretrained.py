@@ -79,8 +79,9 @@ def pretrained_checkpoint(name):
                 file_name, url, file_hash=sha256, hash_algorithm="sha256", cache_subdir=CACHE_SUBDIR,
                 cache_dir=str(cache_dir))))
         except Exception as exc:  # urllib, socket and hash errors all surface as plain Exception/ValueError.
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0].rsplit(" -- ", 1)[-1][:160]
             raise PretrainedUnavailable(
-                f"pretrained {name!r}: cannot fetch {url} ({str(exc).splitlines()[0][:160]}); download "
+                f"pretrained {name!r}: cannot fetch {url} ({reason}); download "
                 f"{entry.prefix}.index and {entry.prefix}{DATA_SUFFIX} from {entry.base_url} into "
                 f"{cache_dir / CACHE_SUBDIR}") from None
     return paths[0].with_name(entry.prefix)

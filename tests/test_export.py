@@ -83,7 +83,7 @@ def test_saved_model_in_tf_serving_layout_reloads_in_a_fresh_process(tiny, check
 
 
 @pytest.mark.parametrize("quantize,min_db", [("none", 60), ("float16", 50), ("dynamic-int8", 35),
-                                             pytest.param("int8", 25, marks=pytest.mark.slow)])
+                                             ("int8", 25)])
 def test_litert_quantisations_pass_their_parity_check(quantize, min_db, tiny, check_dir, tmp_path):
     out = tmp_path / f"{quantize}.tflite"
     extra = ["--calibration-dir", str(check_dir)] if quantize == "int8" else []
@@ -165,6 +165,7 @@ def test_pretrained_export_from_a_seeded_cache_offline(tmp_path, monkeypatch, dp
     np.testing.assert_allclose(load_artifact(out)(x), reference, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_parity_check_refuses_a_broken_artifact_and_writes_nothing(tiny, check_dir, tmp_path, monkeypatch,
                                                                    capsys):
     write = export_cli._write_artifact
