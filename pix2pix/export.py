@@ -28,12 +28,12 @@ def unit_range_model(generator, target_range="symmetric"):
     return keras.Model(inputs, y, name=f"{generator.name}_unit_range")
 
 
-def export_generator(generator, task, out_dir, version=None):
-    """SavedModel of a trained generator for `task` (a `pix2pix.tasks` task) in `out_dir` (or
-    `out_dir/<version>/`): what a training run writes into its run folder. Returns the folder."""
+def export_generator(generator, out_dir, *, target_range="symmetric", version=None):
+    """SavedModel of a trained generator (the task's `target_range`: "symmetric" or "linear") in `out_dir`
+    (or `out_dir/<version>/`): what a training run writes into its run folder. Returns the folder."""
     from common.export import export_saved_model
 
-    return export_saved_model(unit_range_model(generator, task.target_range), out_dir, version=version)
+    return export_saved_model(unit_range_model(generator, target_range), out_dir, version=version)
 
 
 def main(argv=None):
