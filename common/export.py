@@ -33,7 +33,7 @@ SCALES = {1.0: INPUT_NAME, 255.0: SCALED_INPUT_NAME}
 # Named mobile presets: the ai-challenge convention ([1,H,W,3] float 0-255 in and out, fixed size; the
 # size is that of the challenge's own conversion example).
 MOBILE_PRESETS = {"ai-challenge": {"input_size": (1024, 1536), "scale": 255.0}}
-CALIBRATION_SIDE = 256
+SAMPLE_SIDE = 256
 
 
 class ExportError(PhotoEnhanceError):
@@ -132,10 +132,10 @@ def _write_bytes(path, data):
     return path
 
 
-def calibration_batches(images, input_size=None, scale=1.0):
-    """int8 calibration inputs: each [H,W,3] uint8 photo as a float32 [1,h,w,3] batch at the model's
-    fixed `input_size` (resized to cover it, centre-cropped) or, for any-size models, scaled down to at
-    most `CALIBRATION_SIDE` px on its long side."""
+def photo_batches(images, input_size=None, scale=1.0):
+    """Photos as model inputs (int8 calibration, parity checks): each [H,W,3] uint8 photo as a float32
+    [1,h,w,3] batch at the model's fixed `input_size` (resized to cover it, centre-cropped) or, for
+    any-size models, scaled down to at most `SAMPLE_SIDE` px on its long side."""
     batches = []
     for image in images:
         x = tf.convert_to_tensor(np.asarray(image, np.float32)[None] / 255.0)
@@ -145,8 +145,8 @@ def calibration_batches(images, input_size=None, scale=1.0):
             x = tf.image.resize(x, (max(input_size[0], round(h * ratio)), max(input_size[1], round(w * ratio))),
                                 antialias=True)
             x = tf.image.resize_with_crop_or_pad(x, *input_size)
-        elif max(x.shape[1:3]) > CALIBRATION_SIDE:
-            ratio = CALIBRATION_SIDE / max(x.shape[1:3])
+        elif max(x.shape[1:3]) > SAMPLE_SIDE:
+            ratio = SAMPLE_SIDE / max(x.shape[1:3])
             x = tf.image.resize(x, (round(x.shape[1] * ratio), round(x.shape[2] * ratio)), antialias=True)
         batches.append((tf.clip_by_value(x, 0.0, 1.0) * scale).numpy().astype(np.float32))
     return batches
@@ -174,7 +174,7 @@ def litert_bytes(model, *, quantize="none", input_size=None, scale=1.0, calibrat
     spec = tf.TensorSpec([1, height, width, _channels(model)], tf.float32, name=SCALES[scale])
     call = _scaled_call(model, scale)
     archive = _archive(model, {"serving_default": (lambda images: {"images": call(images)}, spec)})
-    calibration = calibration_batches(calibration_images, input_size, scale) if calibration_images else None
+    calibration = photo_batches(calibration_images, input_size, scale) if calibration_images else None
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serving_default"])

@@ -123,7 +123,7 @@ def measure_parity(artifact, model, images, input_size=None):
     def reference(x):
         return keras_fn(tf.convert_to_tensor(x)).numpy()
 
-    batches = E.calibration_batches(images, input_size)
+    batches = E.photo_batches(images, input_size)
     psnrs, diffs = [], []
     for x in batches:
         got, want = artifact(x), reference(x)
