@@ -1,55 +1,60 @@
-"""Export a trained pix2pix generator as a SavedModel for serving: uint8 photos of any size in and out.
+"""Export a trained pix2pix generator for servers and phones: SavedModel (TF Serving), LiteRT or ONNX.
 
-    python -m pix2pix.export --task deblur --weights runs/pix2pix-deblur/best_generator.keras --out exported/
+    python -m pix2pix.export --task deblur --weights runs/pix2pix-deblur/best_generator.keras --out exported/deblur
+    python -m pix2pix.export --task deblur --weights best_generator.keras --format onnx --out deblur.onnx
 
-Signatures (`common.export`): `serving_default` uint8 `[N,H,W,3]` -> uint8, and `float32` [0, 1] -> [0, 1]
-(for ldr2hdr: linear HDR values, unclipped). The U-Net pads every input to a multiple of 2^depth itself.
-The export runs the generator with its moving statistics and without dropout/noise (deterministic);
-after writing, the command reloads the folder and checks it reproduces the Keras model on an odd-sized
-random photo.
+The U-Net works in [-1, 1]; `unit_range_model` wraps it so that every artifact maps [0,1] photos to
+[0,1] (for ldr2hdr: linear HDR values, unclipped in the float signatures). The export runs the generator
+with its moving statistics and without dropout/noise (deterministic). See `common.export_cli` for the
+formats, the parity check and the model card.
 """
 import argparse
-import pathlib
-
-import numpy as np
 
 from common.cli import quiet_tensorflow, run_cli
-from common.errors import PhotoEnhanceError
 
-PARITY_TOLERANCE = 1e-4
+TASKS = ("phone2dslr", "deblur", "ldr2hdr", "overexposure")
 
 
-def export(task, generator, out_dir, check=True):
-    """Write the SavedModel; with `check`, reload it and return the max |difference| to the Keras model."""
-    from common.export import load_saved_model_signature
-    from pix2pix.gan import Pix2Pix
-    from pix2pix.train import export_generator
+def unit_range_model(generator, target_range="symmetric"):
+    """A functional Keras model: [0,1] photo -> generator in [-1,1] -> [0,1] output (linear HDR values
+    pass through when `target_range` is "linear")."""
+    import keras
 
-    out_dir = export_generator(generator, task, out_dir)
-    if not check:
-        return out_dir, None
-    x = np.random.default_rng(0).random((1, 37, 53, 3), dtype=np.float32)
-    expected = np.asarray(Pix2Pix.for_inference(generator, task.target_range)(x))
-    got = np.asarray(load_saved_model_signature(out_dir, "float32")(x))
-    diff = float(np.max(np.abs(expected - got)))
-    if not diff <= PARITY_TOLERANCE:
-        raise PhotoEnhanceError(f"{out_dir}: the reloaded SavedModel differs from the Keras model by {diff:.3g}")
-    return out_dir, diff
+    inputs = keras.Input((None, None, int(generator.input_shape[-1])), name="images")
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_symmetric")(inputs)
+    y = generator(x, training=False)
+    if target_range == "symmetric":
+        y = keras.layers.Rescaling(0.5, offset=0.5, name="to_unit")(y)
+    return keras.Model(inputs, y, name=f"{generator.name}_unit_range")
+
+
+def export_generator(generator, out_dir, *, target_range="symmetric", version=None):
+    """SavedModel of a trained generator (the task's `target_range`: "symmetric" or "linear") in `out_dir`
+    (or `out_dir/<version>/`): what a training run writes into its run folder. Returns the folder."""
+    from common.export import export_saved_model
+
+    return export_saved_model(unit_range_model(generator, target_range), out_dir, version=version)
 
 
 def main(argv=None):
     quiet_tensorflow()
-    p = argparse.ArgumentParser(prog="python -m pix2pix.export", description=__doc__.split("\n")[0])
-    p.add_argument("--task", required=True, choices=("phone2dslr", "deblur", "ldr2hdr", "overexposure"))
-    p.add_argument("--weights", required=True, help="generator .keras file from a pix2pix run")
-    p.add_argument("--out", required=True, help="new (or empty) folder for the SavedModel")
-    args = p.parse_args(argv)
+    from common.export_cli import add_export_arguments, command_line, run_export
+
+    parser = argparse.ArgumentParser(prog="python -m pix2pix.export", description=__doc__.split("\n")[0])
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--weights", required=True, help="generator .keras file from a pix2pix run")
+    add_export_arguments(parser)
+    args = parser.parse_args(argv)
     from pix2pix.gan import load_generator
     from pix2pix.tasks import get_task
 
-    out_dir, diff = export(get_task(args.task), load_generator(args.weights), pathlib.Path(args.out))
-    print(f"SavedModel written to {out_dir} (reload parity: max |diff| {diff:.2e})")
-    return out_dir
+    task = get_task(args.task)
+    generator = load_generator(args.weights)
+    run_export(unit_range_model(generator, task.target_range), args, source=args.weights,
+               architecture=f"pix2pix U-Net for {task.name} ({generator.count_params():,} parameters), "
+                            f"output {'[0, 1]' if task.target_range == 'symmetric' else 'linear HDR'}",
+               command=command_line("pix2pix.export", argv))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""The authors' checkpoints on request: found in a seeded Keras cache without network, pinned hashes
+checked, and a one-line error naming the URL and the folder when offline and not cached."""
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from common import pretrained
+from common.pretrained import PRETRAINED, PretrainedUnavailable, pretrained_checkpoint
+
+CLOSED_PORT = "http://127.0.0.1:9/"
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every upstream URL points at a closed local port, so any download attempt fails fast."""
+    for name, entry in PRETRAINED.items():
+        monkeypatch.setitem(PRETRAINED, name, dataclasses.replace(entry, base_url=CLOSED_PORT))
+
+
+def seed_cache(keras_home, source, name):
+    models = keras_home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for file_name, _ in PRETRAINED[name].files():
+        shutil.copy(source / file_name, models / file_name)
+    return models
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_seeded_cache_is_used_offline_and_loads(name, tmp_path, monkeypatch, offline, dped_sample):
+    from dped.convert_original import load_original_checkpoint
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    models = seed_cache(tmp_path, dped_sample / "pretrained", name)
+    prefix = pretrained_checkpoint(name)
+    assert prefix == models / PRETRAINED[name].prefix
+    if name in ("iphone", "pirm_resnet_8_32"):  # loading all four is slow; two cover both architectures
+        direct = load_original_checkpoint(dped_sample / "pretrained" / PRETRAINED[name].prefix)
+        cached = load_original_checkpoint(prefix)
+        x = np.random.default_rng(0).random((1, 24, 20, 3), dtype=np.float32)
+        np.testing.assert_array_equal(cached(x).numpy(), direct(x).numpy())
+
+
+def test_offline_and_not_cached_is_one_line_naming_url_and_folder(tmp_path, monkeypatch, offline):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(PretrainedUnavailable) as info:
+        pretrained_checkpoint("sony")
+    message = str(info.value)
+    assert "\n" not in message
+    assert CLOSED_PORT + "sony_orig.index" in message
+    assert str(tmp_path / "empty" / "models") in message
+    assert "sony_orig.data-00000-of-00001" in message
+
+
+def test_corrupted_cached_file_is_not_trusted(tmp_path, monkeypatch, offline, dped_sample):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    models = seed_cache(tmp_path, dped_sample / "pretrained", "iphone")
+    data = models / "iphone_orig.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:-10])  # truncated: the pinned sha256 no longer matches
+    with pytest.raises(PretrainedUnavailable, match="iphone_orig.data-00000-of-00001"):
+        pretrained_checkpoint("iphone")
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(PretrainedUnavailable, match="pirm_resnet_8_32"):
+        pretrained_checkpoint("nokia")
+
+
+def test_cache_dir_follows_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert pretrained.keras_cache_dir() == tmp_path
