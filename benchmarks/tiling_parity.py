@@ -34,11 +34,10 @@ def main(argv=None):
 
     from common.images import list_images, read_image, to_float
     from common.tiling import enhance_tiled, enhance_tiled_exact, estimate_memory_bytes
-    from dped.loading import load_model, make_predictor
+    from dped.loading import load_checkpoint, load_weights, make_predictor
 
     source = pathlib.Path(args.checkpoint)
-    model = load_model(weights=source) if source.name.endswith((".keras", ".weights.h5")) else \
-        load_model(original_checkpoint=source)
+    model = load_weights(source) if source.name.endswith((".keras", ".weights.h5")) else load_checkpoint(source)
     fn = make_predictor(model)
     configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")]
     rows = []

@@ -49,6 +49,7 @@ class ModelSource:
     flag: str
     help: str
     load: Callable
+    choices: tuple = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,18 @@ class Job:
     source: pathlib.Path
     output: pathlib.Path
     format: str
+
+
+def load_any_artifact(path):
+    """An exported SavedModel folder, `.tflite` or `.onnx` as a callable on [0, 1] batches
+    (`common.runtimes`; fixed-size artifacts run larger photos in windows)."""
+    from common.runtimes import load_artifact
+
+    return load_artifact(path)
+
+
+ARTIFACT_SOURCE = ModelSource("--model", "any exported artifact: a SavedModel folder, a .tflite or an .onnx file",
+                              load_any_artifact)
 
 
 def load_saved_model(path):
@@ -94,7 +107,7 @@ def add_source_flags(parser, sources):
     """One required, mutually exclusive flag per model source."""
     group = parser.add_mutually_exclusive_group(required=True)
     for source in sources:
-        group.add_argument(source.flag, help=source.help)
+        group.add_argument(source.flag, help=source.help, choices=source.choices)
 
 
 def chosen_source(args, sources):

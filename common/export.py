@@ -1,7 +1,7 @@
 """Exports of an image-to-image Keras model for servers and phones, built on Keras' export machinery.
 
 The model handed in maps float32 photos in [0, 1] to [0, 1] (a model family with another value range
-wraps its network first, e.g. `pix2pix.export.unit_range_model`). Formats:
+wraps its network first, e.g. `pix2pix.serving.unit_range_model`). Formats:
 - `saved_model` (`keras.export.ExportArchive`), TF Serving's layout `PATH/<version>/` when a version is
   given: `serving_default` uint8 `[N,H,W,C]` -> uint8 (clipped, rounded) and `float32` [0,1] -> [0,1]
   (unclipped, so HDR values above 1 survive), both for any N, H, W, input and output key `images`;

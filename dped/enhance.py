@@ -17,7 +17,7 @@ import numpy as np
 from common import enhance_cli
 from common.cli import run_cli
 from common.errors import PhotoEnhanceError
-from dped.loading import SOURCES, load_model  # noqa: F401  (dped.export still imports load_model here)
+from dped.loading import SOURCES
 
 # Full resolution of each DPED phone (H x W) and the authors' centre crops of it.
 PHONE_RESOLUTIONS = {"iphone": (1536, 2048), "blackberry": (1560, 2080), "sony": (1944, 2592)}

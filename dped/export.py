@@ -10,26 +10,10 @@ the model card written beside each artifact.
 """
 import argparse
 
-from common.cli import quiet_tensorflow, run_cli
-
-
-def load_source(weights=None, original_checkpoint=None, pretrained=None):
-    """(generator, description of its source) from exactly one of the three sources."""
-    from common.errors import PhotoEnhanceError
-    from common.pretrained import PRETRAINED, pretrained_checkpoint
-
-    if sum(bool(s) for s in (weights, original_checkpoint, pretrained)) != 1:
-        raise PhotoEnhanceError("give exactly one of --weights, --original-checkpoint, --pretrained")
-    if weights:
-        from dped.models import load_generator
-
-        return load_generator(weights), str(weights)
-    from dped.convert_original import load_original_checkpoint
-
-    if pretrained:
-        prefix = pretrained_checkpoint(pretrained)
-        return load_original_checkpoint(prefix), f"{pretrained} ({PRETRAINED[pretrained].base_url}{prefix.name})"
-    return load_original_checkpoint(original_checkpoint), f"TF1 checkpoint {original_checkpoint}"
+from common.cli import run_cli
+from common.enhance_cli import add_source_flags, chosen_source
+from common.export_cli import add_export_arguments, command_line, run_export
+from dped.loading import KERAS_SOURCES
 
 
 def describe(model):
@@ -40,23 +24,21 @@ def describe(model):
 
 
 def main(argv=None):
-    quiet_tensorflow()
-    from common.export_cli import add_export_arguments, command_line, run_export
-    from common.pretrained import PRETRAINED
-
     parser = argparse.ArgumentParser(prog="python -m dped.export", description=__doc__.split("\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--weights", help="generator file (.keras or .weights.h5)")
-    source.add_argument("--original-checkpoint", help="the authors' TF1 checkpoint prefix, e.g. iphone_orig")
-    source.add_argument("--pretrained", choices=sorted(PRETRAINED), help="the authors' model, fetched once")
+    add_source_flags(parser, KERAS_SOURCES)
     add_export_arguments(parser)
     args = parser.parse_args(argv)
-
-    model, source_text = load_source(args.weights, args.original_checkpoint, args.pretrained)
-    run_export(model, args, source=source_text, architecture=describe(model),
+    source, value = chosen_source(args, KERAS_SOURCES)
+    model = source.load(value)
+    run_export(model, args, source=f"{source.flag} {value}", architecture=describe(model),
                command=command_line("dped.export", argv))
     return 0
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

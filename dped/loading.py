@@ -1,7 +1,8 @@
 """Where a DPED generator comes from: a `.keras` / `.weights.h5` file, an exported SavedModel folder or the
 authors' TF1 checkpoint. Shared by the enhance, evaluate and export commands (none imports another CLI).
 """
-from common.enhance_cli import ModelSource, load_saved_model
+from common.enhance_cli import ARTIFACT_SOURCE, ModelSource, load_saved_model
+from common.pretrained import PRETRAINED, pretrained_checkpoint
 from common.errors import PhotoEnhanceError
 
 
@@ -19,21 +20,20 @@ def load_checkpoint(prefix):
     return load_original_checkpoint(prefix)
 
 
-SOURCES = (
+def load_pretrained(name):
+    """The authors' published model `name`, fetched once into Keras' cache (`common.pretrained`)."""
+    return load_checkpoint(pretrained_checkpoint(name))
+
+
+KERAS_SOURCES = (
     ModelSource("--weights", "generator file (.keras or .weights.h5)", load_weights),
-    ModelSource("--saved-model", "SavedModel folder written by dped.export", load_saved_model),
     ModelSource("--original-checkpoint", "the authors' TF1 checkpoint prefix, e.g. iphone_orig", load_checkpoint),
+    ModelSource("--pretrained", "the authors' model, downloaded once into Keras' cache", load_pretrained,
+                tuple(sorted(PRETRAINED))),
 )
-
-
-def load_model(weights=None, saved_model=None, original_checkpoint=None):
-    """The generator from exactly one source: a Keras model, or a callable on [N,h,w,3] float32 batches."""
-    given = [(source, value) for source, value in zip(SOURCES, (weights, saved_model, original_checkpoint))
-             if value]
-    if len(given) != 1:
-        raise PhotoEnhanceError("give exactly one of " + ", ".join(s.flag for s in SOURCES))
-    source, value = given[0]
-    return source.load(value)
+"""The sources that give a Keras generator (what export and fine-tuning need)."""
+SOURCES = KERAS_SOURCES + (
+    ModelSource("--saved-model", "SavedModel folder written by dped.export", load_saved_model), ARTIFACT_SOURCE)
 
 
 def make_predictor(model):

@@ -242,24 +242,3 @@ class Pix2Pix(keras.Model):
         self.val_trackers["psnr"].update_state(psnr(pred, ref, max_val=1.0))
         self.val_trackers["ssim"].update_state(ssim(pred, ref, max_val=1.0))
         return {name: t.result() for name, t in self.val_trackers.items()}
-
-
-def load_generator(path):
-    """Load a generator saved by `pix2pix.train` (`*.keras`); `CheckpointError` naming the file otherwise."""
-    import pathlib
-
-    from common.errors import CheckpointError
-    import pix2pix.layers  # noqa: F401  (registers the custom layers for deserialisation)
-    import pix2pix.models  # noqa: F401
-
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: generator file not found (pass best_generator.keras or "
-                              "last_generator.keras from a pix2pix run folder)")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a wrong or damaged file.
-        raise CheckpointError(f"{path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})") from None
-    if len(model.inputs) != 1 or model.input_shape[-1] != 3:
-        raise CheckpointError(f"{path}: not a pix2pix generator (input shape {model.input_shape})")
-    return model

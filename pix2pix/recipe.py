@@ -5,12 +5,12 @@ import sys
 
 from common import config, training
 from common.errors import PhotoEnhanceError
-from common.export import export_saved_model
 from common.trainer import Recipe
 from common.vgg import PERCEPTUAL_LAYERS_003, loss_features
 from pix2pix.config import DEMO, Pix2PixSettings
 from pix2pix.gan import LOSS_WEIGHTS, Pix2Pix, tone_map
 from pix2pix.models import build_patchgan, build_unet
+from pix2pix.serving import export_generator
 from pix2pix.tasks import TASKS, get_task, pairs_dataset
 
 DESCRIPTION = "Train pix2pix (U-Net + PatchGAN) on one task: phone2dslr, deblur, ldr2hdr, overexposure, paired."
@@ -134,8 +134,7 @@ class Pix2PixRecipe(Recipe):
         return ds.map(lambda x, y: (x, tone_map(y))) if settings.target_range == "linear" else ds
 
     def export(self, generator, settings, folder):
-        export_saved_model(generator, folder, input_range="symmetric",
-                           output_range="symmetric" if settings.target_range == "symmetric" else "unit")
+        export_generator(generator, folder, target_range=settings.target_range)
 
     def callbacks(self):
         self.timer = training.StepTimer()

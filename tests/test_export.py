@@ -130,6 +130,7 @@ def test_onnx_export_matches_keras(tiny, check_dir, tmp_path):
 @pytest.mark.slow
 def test_pix2pix_export_maps_unit_range_like_the_gan(tmp_path, check_dir):
     from pix2pix import export as pix2pix_export
+    from pix2pix import serving as pix2pix_serving
     from pix2pix.gan import Pix2Pix
     from pix2pix.models import build_unet
 
@@ -141,11 +142,11 @@ def test_pix2pix_export_maps_unit_range_like_the_gan(tmp_path, check_dir):
     x = np.random.default_rng(4).random((1, 13, 19, 3), dtype=np.float32)  # not a multiple of 2^3
     expected = Pix2Pix.for_inference(generator)(x).numpy()
     np.testing.assert_allclose(load_artifact(out)(x), expected, atol=1e-4)
-    folder = pix2pix_export.export_generator(generator, tmp_path / "run" / "saved_model")
+    folder = pix2pix_serving.export_generator(generator, tmp_path / "run" / "saved_model")
     np.testing.assert_allclose(load_artifact(folder)(x), expected, atol=1e-5)
     inputs = keras.Input((None, None, 3))  # a linear "HDR generator": values up to 5 must stay unclipped
     hdr = keras.Model(inputs, keras.layers.ReLU()(keras.layers.Rescaling(5.0)(inputs)))
-    folder = pix2pix_export.export_generator(hdr, tmp_path / "hdr", target_range="linear")
+    folder = pix2pix_serving.export_generator(hdr, tmp_path / "hdr", target_range="linear")
     expected = Pix2Pix.for_inference(hdr, "linear")(x).numpy()
     assert expected.max() > 4.0
     np.testing.assert_allclose(load_artifact(folder)(x), expected, atol=1e-5)

@@ -99,12 +99,13 @@ def test_evaluate_export_enhance(tmp_path, demo_root, tiny_runs):
               "x = np.load(sys.argv[2]); y = m.signatures['serving_default'](images=tf.constant(x))['images']; "
               "np.save(sys.argv[3], y.numpy())")
     env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", script, str(exported), str(tmp_path / "image.npy"),
+    subprocess.run([sys.executable, "-c", script, str(exported / "1"), str(tmp_path / "image.npy"),
                     str(tmp_path / "out.npy")], check=True, env=env)
     fresh = np.load(tmp_path / "out.npy")
-    from pix2pix.gan import Pix2Pix, load_generator
+    from pix2pix.gan import Pix2Pix
+    from pix2pix.loading import load_generator
 
-    expected = Pix2Pix.for_inference(load_generator(weights))(image.astype(np.float32) / 255.0).numpy()
+    expected = Pix2Pix.for_inference(load_generator(weights, "deblur"))(image.astype(np.float32) / 255.0).numpy()
     assert fresh.dtype == np.uint8 and fresh.shape == image.shape
     assert np.abs(fresh.astype(int) - np.round(np.clip(expected, 0, 1) * 255)).max() <= 1
 
