@@ -98,7 +98,7 @@ def _orb_features(image, n_keypoints):
     return orb.keypoints[:, ::-1], orb.descriptors
 
 
-def estimate_homography(phone, dslr, *, feature_side=1200, n_keypoints=3000, min_inliers=25, seed=0):
+def estimate_homography(phone, dslr, *, feature_side=1200, n_keypoints=2000, min_inliers=25, seed=0):
     """Feature matching + RANSAC: the homography from phone to DSLR coordinates and its match counts.
 
     Features are found on copies reduced to `feature_side` pixels (long side): ORB is scale-invariant
@@ -164,7 +164,7 @@ def _window_matches(phone, dslr, matrix, box, window, grid):
         moving = sample_patch(dslr, matrix @ translation(x - half, y - half), (window, window))
         if moving is None or moving.std() < 0.02:
             continue
-        shift, _, _ = phase_cross_correlation(ref, moving, upsample_factor=20, normalization=None)
+        shift, _, _ = phase_cross_correlation(ref, moving, upsample_factor=10, normalization=None)
         dy, dx = shift
         if abs(dx) > half / 2 or abs(dy) > half / 2:
             continue
@@ -173,11 +173,11 @@ def _window_matches(phone, dslr, matrix, box, window, grid):
     return np.array(src, np.float64).reshape(-1, 2), np.array(dst, np.float64).reshape(-1, 2)
 
 
-def refine_homography(phone, dslr, alignment, *, window=96, grid=10, iterations=2, seed=0):
+def refine_homography(phone, dslr, alignment, *, window=96, grid=8, iterations=2, seed=0):
     """Sharpen a feature-based homography to sub-pixel accuracy (ORB keypoints are only pixel-accurate).
 
     Windows on a `grid` x `grid` lattice of the common area are resampled from the DSLR photo through the
-    current homography and registered to the phone photo by cross-correlation, upsampled 20x (untapered
+    current homography and registered to the phone photo by cross-correlation, upsampled 10x (untapered
     and unwhitened: both biased the shifts on noisy phone photos);
     a RANSAC refit over the window centres gives the new homography. Returns the alignment unchanged when
     fewer than 8 windows have texture.
