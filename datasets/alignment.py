@@ -21,7 +21,9 @@ from skimage.measure import ransac
 from skimage.registration import phase_cross_correlation
 from skimage.transform import ProjectiveTransform, resize, warp
 
+from common.degradations import phone_degrade
 from common.errors import PhotoEnhanceError
+from common.images import to_uint8
 
 
 class AlignmentError(PhotoEnhanceError):
@@ -262,3 +264,31 @@ def correlation(a, b):
     if ga.std() == 0 or gb.std() == 0:
         return 0.0
     return float(np.corrcoef(ga, gb)[0, 1])
+
+
+def known_warp(shape, rng, max_degrees=3.0, max_shift=40.0, scales=(0.9, 1.1)):
+    """A random phone->DSLR homography for synthetic pairs: rotation and scale about the photo's centre
+    and a shift, each drawn from `rng` (a `numpy.random.Generator`) within the given ranges."""
+    h, w = shape[:2]
+    centre = ((w - 1) / 2, (h - 1) / 2)
+    scale = rng.uniform(*scales)
+    return (rotation_about(centre, rng.uniform(-max_degrees, max_degrees))
+            @ translation(*centre) @ np.diag([scale, scale, 1.0]) @ translation(-centre[0], -centre[1])
+            @ translation(*rng.uniform(-max_shift, max_shift, 2)))
+
+
+def phone_twin(dslr, matrix, seed):
+    """What a phone would have taken of a DSLR photo's scene: the photo seen through `matrix` (bicubic)
+    and then `common.degradations.phone_degrade`. Used to test, benchmark and demonstrate the builder."""
+    warped = warp(dslr, ProjectiveTransform(matrix=matrix), output_shape=dslr.shape[:2], order=3)
+    return to_uint8(phone_degrade(warped.astype(np.float32), seed=seed).numpy())
+
+
+def geometry_rms(found, true, box, step=20):
+    """RMS distance in DSLR pixels between two homographies' images of a `step`-pixel grid of phone pixels
+    in `box` `(x0, y0, x1, y1)`: how far an estimated geometry is from a known one."""
+    x0, y0, x1, y1 = box
+    ys, xs = np.mgrid[y0:y1:step, x0:x1:step]
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    errors = apply(found, points) - apply(true, points)
+    return float(np.sqrt(np.mean(np.sum(errors ** 2, axis=1))))

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from common.cli import run_cli
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
-from common.images import list_images, to_rgb_uint8
+from common.images import list_images, to_rgb_uint8, write_image
 from datasets import alignment
 
 _VERSION = 1
@@ -78,6 +78,20 @@ class Settings:
             raise PhotoEnhanceError(f"--threshold must be in (-1, 1], got {self.threshold}")
         if not 0 <= self.max_rotation <= 10:
             raise PhotoEnhanceError(f"--max-rotation must be between 0 and 10 degrees, got {self.max_rotation}")
+
+
+@dataclasses.dataclass
+class AlignedPair:
+    """A pair after global alignment: `dslr` as used (shrunk to the phone's scale when it has more
+    pixels), `alignment.matrix` mapping phone pixels to it, `to_original` from it to the DSLR file's
+    pixels, and `box` the common area in phone pixels."""
+
+    alignment: alignment.Alignment
+    phone_gray: np.ndarray
+    dslr: np.ndarray
+    dslr_gray: np.ndarray
+    to_original: np.ndarray
+    box: tuple
 
 
 @dataclasses.dataclass
@@ -187,8 +201,7 @@ def split_photos(keys, test_fraction, seed):
 
 # ---------------------------------------------------------------------------------------------- one pair
 def align_pair(phone, dslr, settings):
-    """Global alignment of two uint8 photos: `(alignment, phone_gray, dslr_gray, dslr, box)`, the DSLR
-    photo as used (possibly shrunk) and `box` the common area in phone pixels.
+    """Global alignment of two uint8 photos as an `AlignedPair`.
 
     A DSLR photo of higher resolution is first shrunk (anti-aliased) to the phone's scale, so patches are
     not aliased. Raises `AlignmentError` for too few inliers, wildly different scales, or little overlap.
@@ -202,6 +215,7 @@ def align_pair(phone, dslr, settings):
     if not 1 / settings.max_zoom <= zoom <= settings.max_zoom:
         raise alignment.AlignmentError("scale_mismatch", f"the photos show the scene at very different scales "
                                        f"(zoom ratio {zoom:.2f}; allowed 1/{settings.max_zoom:g}..{settings.max_zoom:g})")
+    to_original = np.eye(3)
     if scale > 1.25:
         shape = (round(dslr.shape[0] / scale), round(dslr.shape[1] / scale))
         fy, fx = dslr.shape[0] / shape[0], dslr.shape[1] / shape[1]
@@ -215,7 +229,7 @@ def align_pair(phone, dslr, settings):
     if overlap < settings.min_overlap:
         raise alignment.AlignmentError("small_overlap", f"the DSLR photo covers only {100 * overlap:.0f}% of "
                                        f"the phone photo (need {100 * settings.min_overlap:.0f}%)")
-    return found, phone_gray, dslr_gray, dslr, box
+    return AlignedPair(found, phone_gray, dslr, dslr_gray, to_original, box)
 
 
 def _jpeg(image):
@@ -227,19 +241,20 @@ def _jpeg(image):
         return data, np.asarray(im.convert("RGB"))
 
 
-def cut_patches(phone, phone_gray, dslr, dslr_gray, matrix, box, settings):
-    """Every grid patch of `box` with its best DSLR twin: `(kept, outlines)`.
+def cut_patches(phone, aligned, settings):
+    """Every grid patch of the common area with its best DSLR twin: `(kept, outlines)`.
 
     `kept`: `(phone_jpeg, dslr_jpeg, ncc)`; the correlation is measured on the decoded JPEGs, i.e. on
     exactly the pixels written. `outlines`: `((x, y, size), status)` for the preview and the report.
     """
     p, r = settings.patch_size, settings.max_shift
     margin = r + math.ceil(p * math.sin(math.radians(settings.max_rotation))) + 1
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = aligned.box
+    matrix, dslr, dslr_gray = aligned.alignment.matrix, aligned.dslr, aligned.dslr_gray
     kept, outlines = [], []
     for y in range(y0 + margin, y1 - margin - p + 1, settings.stride):
         for x in range(x0 + margin, x1 - margin - p + 1, settings.stride):
-            patch_gray = phone_gray[y: y + p, x: x + p]
+            patch_gray = aligned.phone_gray[y: y + p, x: x + p]
             if patch_gray.std() < 0.01:
                 outlines.append(((x, y, p), "flat"))
                 continue
@@ -323,8 +338,9 @@ def process_pair(pair, settings, dataset_dir):
 def _align_and_cut(pair, settings, folder, preview_path):
     """The alignment and patches of one pair, patches written to `folder/{phone,dslr}/<k>.jpg`."""
     phone, dslr = load_photo(pair.phone), load_photo(pair.dslr)
-    found, phone_gray, dslr_gray, dslr, box = align_pair(phone, dslr, settings)
-    kept, outlines = cut_patches(phone, phone_gray, dslr, dslr_gray, found.matrix, box, settings)
+    aligned = align_pair(phone, dslr, settings)
+    found, box = aligned.alignment, aligned.box
+    kept, outlines = cut_patches(phone, aligned, settings)
     for k, (phone_data, dslr_data, _) in enumerate(kept):
         (folder / "phone" / f"{k}.jpg").write_bytes(phone_data)
         (folder / "dslr" / f"{k}.jpg").write_bytes(dslr_data)
@@ -333,9 +349,11 @@ def _align_and_cut(pair, settings, folder, preview_path):
     for _, status in outlines:
         if status != "kept":
             rejected[status] = rejected.get(status, 0) + 1
+    original = aligned.to_original @ found.matrix  # phone pixels -> pixels of the DSLR file
     result = {"status": "ok", "matches": found.matches, "inliers": found.inliers,
               "residual_px": round(found.residual_px, 4), "refined_windows": found.refined_windows,
               "dslr_px_per_phone_px": round(found.scale(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)), 4),
+              "homography": (original / original[2, 2]).round(10).tolist(),
               "common_box": list(box), "kept": len(kept), "rejected": rejected,
               "mean_correlation": round(float(np.mean([k[2] for k in kept])), 4) if kept else None,
               "preview": str(preview_path)}
@@ -492,6 +510,19 @@ def _report(phone_dir, dslr_dir, dataset_dir, settings, test_fraction, results, 
     return {"phone_dir": str(phone_dir), "dslr_dir": str(dslr_dir), "dataset": str(dataset_dir),
             "settings": dataclasses.asdict(settings), "test_fraction": test_fraction, "totals": totals,
             "photos": photos, "skipped_inputs": skipped}
+
+
+def write_synthetic_pairs(folder, photos, seed=0):
+    """Write `folder/dslr/<i>.png` (each photo as the DSLR shot) and `folder/phone/<i>.jpg` (its
+    `alignment.phone_twin` under a random `alignment.known_warp`): pairs to try the builder on without a
+    camera pair. Returns the phone and DSLR folders."""
+    folder = pathlib.Path(folder)
+    rng = np.random.default_rng(seed)
+    for i, photo in enumerate(photos):
+        write_image(folder / "dslr" / f"{i}.png", photo)
+        twin = alignment.phone_twin(photo, alignment.known_warp(photo.shape, rng), seed=seed + i)
+        write_image(folder / "phone" / f"{i}.jpg", twin)
+    return folder / "phone", folder / "dslr"
 
 
 def build_parser():

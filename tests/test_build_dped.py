@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
-from skimage.transform import ProjectiveTransform, resize, warp
+from skimage.transform import resize
 
 from common.data import dped_folders, dped_full_size_dir, paired_files
-from common.degradations import phone_degrade
-from common.images import read_image, to_uint8, write_image
+from common.images import read_image, write_image
 from datasets import alignment, build_dped
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -32,23 +31,6 @@ def _downscaled(image, short_side):
     return np.round(resize(image, shape, anti_aliasing=True) * 255).astype(np.uint8)
 
 
-def _known_warp(shape, rng, max_degrees=3.0, max_shift=40.0, scales=(0.9, 1.1)):
-    """A phone->DSLR homography: rotation and scale about the centre plus a shift, drawn from `rng`."""
-    h, w = shape[:2]
-    centre = ((w - 1) / 2, (h - 1) / 2)
-    scale = rng.uniform(*scales)
-    return (alignment.rotation_about(centre, rng.uniform(-max_degrees, max_degrees))
-            @ alignment.translation(*centre) @ np.diag([scale, scale, 1.0])
-            @ alignment.translation(-centre[0], -centre[1])
-            @ alignment.translation(*rng.uniform(-max_shift, max_shift, 2)))
-
-
-def _phone_twin(dslr, matrix, seed):
-    """What the phone "took": the DSLR photo seen through `matrix`, then degraded like a phone photo."""
-    warped = warp(dslr, ProjectiveTransform(matrix=matrix), output_shape=dslr.shape[:2], order=3)
-    return to_uint8(phone_degrade(warped.astype(np.float32), seed=seed).numpy())
-
-
 def _demo_dslr_photos():
     """The four photographs of scenes among scikit-image's bundled images, short side 300 px."""
     photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(),
@@ -56,21 +38,13 @@ def _demo_dslr_photos():
     return [_downscaled(p, 300) for p in photos]
 
 
-def _geometry_rms(found, true, box, step=20):
-    x0, y0, x1, y1 = box
-    ys, xs = np.mgrid[y0:y1:step, x0:x1:step]
-    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
-    errors = alignment.apply(found, points) - alignment.apply(true, points)
-    return float(np.sqrt(np.mean(np.sum(errors ** 2, axis=1))))
-
-
 def _check_geometry(dslr, seed):
     rng = np.random.default_rng(seed)
-    true = _known_warp(dslr.shape, rng)
-    phone = _phone_twin(dslr, true, seed)
-    found, _, _, _, box = build_dped.align_pair(phone, dslr, build_dped.Settings())
-    assert found.inliers >= 25 and found.refined_windows >= 8
-    assert _geometry_rms(found.matrix, true, box) < 0.5
+    true = alignment.known_warp(dslr.shape, rng)
+    phone = alignment.phone_twin(dslr, true, seed)
+    aligned = build_dped.align_pair(phone, dslr, build_dped.Settings())
+    assert aligned.alignment.inliers >= 25 and aligned.alignment.refined_windows >= 8
+    assert alignment.geometry_rms(aligned.alignment.matrix, true, aligned.box) < 0.5
 
 
 # One photo of each kind in the fast suite; the others (about 4 s each) in the slow one.
@@ -105,7 +79,7 @@ def test_too_few_inliers_and_wild_scale_are_refused():
     with pytest.raises(alignment.AlignmentError) as unrelated:
         build_dped.align_pair(a, b, build_dped.Settings())
     assert unrelated.value.code == "too_few_inliers"
-    zoomed = _phone_twin(a, alignment.translation(80, 80) @ np.diag([0.35, 0.35, 1.0]), seed=1)
+    zoomed = alignment.phone_twin(a, alignment.translation(80, 80) @ np.diag([0.35, 0.35, 1.0]), seed=1)
     with pytest.raises(alignment.AlignmentError) as scale:
         build_dped.align_pair(zoomed, a, build_dped.Settings(min_inliers=10))
     assert scale.value.code == "scale_mismatch" and "zoom ratio 0.35" in str(scale.value)
@@ -155,9 +129,7 @@ def test_split_is_by_photo_seeded_and_stable():
 def built(tmp_path_factory):
     """A dataset built from four demo photo pairs plus an unreadable photo and an unpaired one."""
     root = tmp_path_factory.mktemp("build")
-    for i, dslr in enumerate(_demo_dslr_photos()):
-        write_image(root / "dslr" / f"{i}.png", dslr)
-        write_image(root / "phone" / f"{i}.jpg", _phone_twin(dslr, _known_warp(dslr.shape, np.random.default_rng(i)), i))
+    build_dped.write_synthetic_pairs(root, _demo_dslr_photos(), seed=0)
     (root / "phone" / "9.jpg").write_bytes(b"not a photo")
     write_image(root / "dslr" / "9.png", _demo_dslr_photos()[0])
     write_image(root / "phone" / "lonely.jpg", _demo_dslr_photos()[1])
