@@ -86,9 +86,14 @@ def _reduced(image, max_side):
     if factor <= 1.0:
         return image, np.eye(3)
     shape = (max(1, round(h / factor)), max(1, round(w / factor)))
-    fy, fx = h / shape[0], w / shape[1]
-    back = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
-    return resize(image, shape, anti_aliasing=True).astype(np.float32), back
+    return resize(image, shape, anti_aliasing=True).astype(np.float32), resize_back(image.shape, shape)
+
+
+def resize_back(original_shape, resized_shape):
+    """The matrix from pixel coordinates of a `skimage.transform.resize`d copy to the original's
+    (pixel centres line up: x = (x' + 0.5) * factor - 0.5)."""
+    fy, fx = original_shape[0] / resized_shape[0], original_shape[1] / resized_shape[1]
+    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
 
 
 def _orb_features(image, n_keypoints):
@@ -277,10 +282,11 @@ def known_warp(shape, rng, max_degrees=3.0, max_shift=40.0, scales=(0.9, 1.1)):
             @ translation(*rng.uniform(-max_shift, max_shift, 2)))
 
 
-def phone_twin(dslr, matrix, seed):
-    """What a phone would have taken of a DSLR photo's scene: the photo seen through `matrix` (bicubic)
-    and then `common.degradations.phone_degrade`. Used to test, benchmark and demonstrate the builder."""
-    warped = warp(dslr, ProjectiveTransform(matrix=matrix), output_shape=dslr.shape[:2], order=3)
+def phone_twin(dslr, matrix, seed, shape=None):
+    """What a phone would have taken of a DSLR photo's scene: the photo seen through `matrix` (bicubic;
+    `shape` (rows, cols), default the DSLR photo's) and then `common.degradations.phone_degrade`. Used to
+    test, benchmark and demonstrate the builder."""
+    warped = warp(dslr, ProjectiveTransform(matrix=matrix), output_shape=shape or dslr.shape[:2], order=3)
     return to_uint8(phone_degrade(warped.astype(np.float32), seed=seed).numpy())
 
 

@@ -213,13 +213,13 @@ def align_pair(phone, dslr, settings):
     scale = found.scale(centre)
     zoom = scale / math.sqrt(dslr.shape[0] * dslr.shape[1] / (phone.shape[0] * phone.shape[1]))
     if not 1 / settings.max_zoom <= zoom <= settings.max_zoom:
-        raise alignment.AlignmentError("scale_mismatch", f"the photos show the scene at very different scales "
-                                       f"(zoom ratio {zoom:.2f}; allowed 1/{settings.max_zoom:g}..{settings.max_zoom:g})")
+        raise alignment.AlignmentError(
+            "scale_mismatch", f"the photos show the scene at very different scales (zoom ratio {zoom:.2f}; "
+                              f"allowed 1/{settings.max_zoom:g}..{settings.max_zoom:g})")
     to_original = np.eye(3)
     if scale > 1.25:
         shape = (round(dslr.shape[0] / scale), round(dslr.shape[1] / scale))
-        fy, fx = dslr.shape[0] / shape[0], dslr.shape[1] / shape[1]
-        to_original = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
+        to_original = alignment.resize_back(dslr.shape, shape)
         dslr = np.round(resize(dslr, shape, anti_aliasing=True) * 255).astype(np.uint8)
         dslr_gray = alignment.gray(dslr)
         found = dataclasses.replace(found, matrix=np.linalg.inv(to_original) @ found.matrix)

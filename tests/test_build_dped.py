@@ -62,6 +62,16 @@ def test_geometry_of_demo_photos_within_half_a_pixel(index):
     _check_geometry(_demo_dslr_photos()[index], seed=10 + index)
 
 
+def test_a_dslr_photo_of_twice_the_resolution_is_shrunk_to_the_phone_scale():
+    dslr = _downscaled(skimage.data.astronaut(), 512)
+    true = alignment.resize_back((512, 512), (256, 256)) @ alignment.known_warp((256, 256), np.random.default_rng(5))
+    phone = alignment.phone_twin(dslr, true, seed=5, shape=(256, 256))
+    aligned = build_dped.align_pair(phone, dslr, build_dped.Settings())
+    assert aligned.dslr.shape[0] < 300 and 0.95 < aligned.alignment.scale((128, 128)) < 1.05
+    in_file_pixels = aligned.to_original @ aligned.alignment.matrix
+    assert alignment.geometry_rms(in_file_pixels, true, aligned.box) < 2 * 0.5  # 0.5 phone px = 1 DSLR px
+
+
 def test_local_search_finds_a_known_shift_and_rotation():
     dslr = _demo_dslr_photos()[0]
     gray = alignment.gray(dslr)
