@@ -474,8 +474,9 @@ def build_dataset(phone_dir, dslr_dir, out, phone, *, settings=Settings(), test_
     results = [process_pair(pair, settings, dataset_dir)
                for pair in tqdm(pairs, desc="aligning photo pairs", unit="pair", disable=not progress)]
     usable = [r for r in results if r["status"] == "ok"]
-    split = split_photos([r["key"] for r in usable], test_fraction, settings.seed) if len(usable) > 1 else {}
-    ranges = assign_indices(usable, split)
+    ranges = {}
+    if len(usable) > 1:
+        ranges = assign_indices(usable, split_photos([r["key"] for r in usable], test_fraction, settings.seed))
     report = _report(phone_dir, dslr_dir, dataset_dir, settings, test_fraction, results, skipped, ranges)
     if len(usable) < 2:
         _atomic_write(dataset_dir / "build_report.json", json.dumps(report, indent=1).encode())

@@ -224,6 +224,20 @@ def test_inputs_are_never_overwritten(built, capsys):
     assert "folder not found" in capsys.readouterr().err
 
 
+def test_a_single_usable_pair_is_refused_with_its_report(built, tmp_path, capsys):
+    root, _, _ = built
+    for side, name in (("phone", "0.jpg"), ("dslr", "0.png")):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / name).write_bytes((root / side / name).read_bytes())
+    argv = ["--phone-dir", str(tmp_path / "phone"), "--dslr-dir", str(tmp_path / "dslr"),
+            "--out", str(tmp_path / "out"), "--phone", "p", "--patch-size", "64", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_:
+        build_dped.run_cli(build_dped.main, argv)
+    assert exit_.value.code == 2 and "only 1 photo pair(s) gave patches" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "p" / "build_report.json").read_text())
+    assert report["photos"][0]["status"] == "ok" and not (tmp_path / "out" / "p" / "training_data").exists()
+
+
 @pytest.mark.slow
 def test_the_built_dataset_trains_with_dped_train(built, tmp_path):
     root, _, _ = built
