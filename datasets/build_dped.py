@@ -18,8 +18,8 @@ phone photo (what the model sees at inference); only the DSLR side is resampled.
 is kept under `ROOT/NAME/.build/`, so an interrupted run resumes where it stopped and a repeated run
 changes nothing. `ROOT/NAME/build_report.json` lists, per photo, the matches, inliers, residual,
 kept and rejected patches and why; `ROOT/NAME/previews/<photo>.jpg` outlines kept (green) and rejected
-(red: low correlation; yellow: flat) patches. Unreadable, unpairable and unalignable photos are skipped
-with a reason and counted.
+patches (red: low correlation; yellow: flat; blue: the DSLR window left the photo). Unreadable,
+unpairable and unalignable photos are skipped with a reason and counted.
 """
 import argparse
 import dataclasses
@@ -47,7 +47,7 @@ from datasets import alignment
 _VERSION = 1
 EXIF_IFD, DATETIME_ORIGINAL, SUBSEC_ORIGINAL, DATETIME = 0x8769, 36867, 37521, 306
 PREVIEW_SIDE = 1280
-COLOURS = {"kept": (0, 220, 0), "low_correlation": (230, 0, 0), "flat": (240, 200, 0)}
+COLOURS = {"kept": (0, 220, 0), "low_correlation": (230, 0, 0), "flat": (240, 200, 0), "outside": (90, 90, 255)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +261,7 @@ def cut_patches(phone, aligned, settings):
             best = alignment.search_patch(patch_gray, dslr_gray, matrix, (x, y), max_shift=r,
                                           angles=settings.angles())
             if best is None or best[0] < settings.threshold:
-                outlines.append(((x, y, p), "low_correlation"))
+                outlines.append(((x, y, p), "outside" if best is None else "low_correlation"))
                 continue
             twin = alignment.sample_patch(dslr, alignment.patch_matrix(matrix, (x, y), p, *best[1:]), (p, p))
             phone_data, phone_pixels = _jpeg(phone[y: y + p, x: x + p])
