@@ -245,7 +245,8 @@ def cut_patches(phone, aligned, settings):
     """Every grid patch of the common area with its best DSLR twin: `(kept, outlines)`.
 
     `kept`: `(phone_jpeg, dslr_jpeg, ncc)`; the correlation is measured on the decoded JPEGs, i.e. on
-    exactly the pixels written. `outlines`: `((x, y, size), status)` for the preview and the report.
+    exactly the pixels written. `outlines`: `((x, y, size), status, ncc)` for the preview and the report
+    (`ncc` None for flat patches and windows that leave the DSLR photo; the search's best otherwise).
     """
     p, r = settings.patch_size, settings.max_shift
     margin = r + math.ceil(p * math.sin(math.radians(settings.max_rotation))) + 1
@@ -256,19 +257,20 @@ def cut_patches(phone, aligned, settings):
         for x in range(x0 + margin, x1 - margin - p + 1, settings.stride):
             patch_gray = aligned.phone_gray[y: y + p, x: x + p]
             if patch_gray.std() < 0.01:
-                outlines.append(((x, y, p), "flat"))
+                outlines.append(((x, y, p), "flat", None))
                 continue
             best = alignment.search_patch(patch_gray, dslr_gray, matrix, (x, y), max_shift=r,
                                           angles=settings.angles())
             if best is None or best[0] < settings.threshold:
-                outlines.append(((x, y, p), "outside" if best is None else "low_correlation"))
+                outlines.append(((x, y, p), "outside", None) if best is None else
+                                ((x, y, p), "low_correlation", round(best[0], 4)))
                 continue
             twin = alignment.sample_patch(dslr, alignment.patch_matrix(matrix, (x, y), p, *best[1:]), (p, p))
             phone_data, phone_pixels = _jpeg(phone[y: y + p, x: x + p])
             dslr_data, dslr_pixels = _jpeg(np.clip(np.round(twin), 0, 255).astype(np.uint8))
             ncc = alignment.correlation(phone_pixels, dslr_pixels)
             status = "kept" if ncc > settings.threshold else "low_correlation"
-            outlines.append(((x, y, p), status))
+            outlines.append(((x, y, p), status, round(ncc, 4)))
             if status == "kept":
                 kept.append((phone_data, dslr_data, ncc))
     return kept, outlines
@@ -281,11 +283,11 @@ def draw_preview(phone, outlines, path):
     if factor < 1.0:
         image = image.resize((round(image.width * factor), round(image.height * factor)), Image.LANCZOS)
     draw = ImageDraw.Draw(image)
-    for (x, y, size), status in outlines:
+    for (x, y, size), status, _ in outlines:
         box = [x * factor, y * factor, (x + size) * factor - 1, (y + size) * factor - 1]
         draw.rectangle(box, outline=COLOURS[status], width=max(1, round(2 * factor)))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
+    image.save(buffer, format="JPEG", quality=90, subsampling=0)  # 4:4:4 keeps thin outlines' colours
     _atomic_write(path, buffer.getvalue())
 
 
@@ -346,7 +348,7 @@ def _align_and_cut(pair, settings, folder, preview_path):
         (folder / "dslr" / f"{k}.jpg").write_bytes(dslr_data)
     draw_preview(phone, outlines, preview_path)
     rejected = {}
-    for _, status in outlines:
+    for _, status, _ in outlines:
         if status != "kept":
             rejected[status] = rejected.get(status, 0) + 1
     original = aligned.to_original @ found.matrix  # phone pixels -> pixels of the DSLR file
@@ -356,6 +358,7 @@ def _align_and_cut(pair, settings, folder, preview_path):
               "homography": (original / original[2, 2]).round(10).tolist(),
               "common_box": list(box), "kept": len(kept), "rejected": rejected,
               "mean_correlation": round(float(np.mean([k[2] for k in kept])), 4) if kept else None,
+              "patches": [[x, y, status, ncc] for (x, y, _), status, ncc in outlines],
               "preview": str(preview_path)}
     if not kept:
         result.update(status="skipped", code="no_patches",

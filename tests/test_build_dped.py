@@ -163,8 +163,15 @@ def test_build_writes_the_dped_layout_that_the_readers_take(built):
     test_photo = next(p for p in report["photos"] if p.get("split") == "test")
     assert read_image(full[0]).shape == read_image(test_photo["phone"]).shape
     on_disk = json.loads((data / "myphone" / "build_report.json").read_text())
-    assert on_disk["totals"] == totals and all(pathlib.Path(p["preview"]).is_file()
-                                                for p in on_disk["photos"] if p["status"] == "ok")
+    assert on_disk["totals"] == totals
+    for photo in (p for p in on_disk["photos"] if p["status"] == "ok"):
+        statuses = [status for _, _, status, _ in photo["patches"]]
+        assert statuses.count("kept") == photo["kept"] and len(statuses) - photo["kept"] == sum(
+            photo["rejected"].values())
+        preview = read_image(photo["preview"])  # photos this small are drawn at full size
+        for x, y, status, _ in photo["patches"]:
+            r, g, b = preview[y + 32, x].astype(int)  # the middle of the outline's left edge
+            assert (g > r + 60) == (status == "kept"), (photo["key"], x, y, status, (r, g, b))
 
 
 def test_every_kept_patch_correlates_above_the_threshold(built):
