@@ -6,7 +6,7 @@
 2. `common_box`: the part of the phone photo that the DSLR photo covers.
 3. `search_patch` / `sample_patch`: the DPED paper's local search (section 3.2.1): for each patch of the
    phone photo, the DSLR window is moved by whole-pixel shifts and small rotations and the position with the
-   highest normalised cross-correlation (`skimage.feature.match_template`) is kept.
+   highest normalised cross-correlation (`ncc_map`, equal to `skimage.feature.match_template`) is kept.
 
 Coordinates are `(x, y)` = `(column, row)` with pixel centres at integers; a matrix maps phone
 coordinates to DSLR coordinates. Images here are gray float arrays unless a function says otherwise.
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 from skimage.color import rgb2gray
-from skimage.feature import ORB, match_descriptors, match_template
+from skimage.feature import ORB, match_descriptors
 from skimage.measure import ransac
 from skimage.registration import phase_cross_correlation
 from skimage.transform import ProjectiveTransform, resize, warp
@@ -238,7 +238,7 @@ def search_patch(phone_patch, dslr, matrix, corner, *, max_shift=4, angles=(0.0,
 
     `phone_patch` (gray, `p x p`) sits at `corner` `(x, y)` of the phone photo. For each angle (degrees,
     about the patch centre) a `(p + 2 max_shift)`-wide DSLR window is resampled through `matrix`, and
-    `match_template` scores every whole-pixel shift up to `max_shift` by normalised cross-correlation.
+    `ncc_map` scores every whole-pixel shift up to `max_shift` by normalised cross-correlation.
     Returns None when a window leaves the DSLR photo.
     """
     p = phone_patch.shape[0]
@@ -250,11 +250,27 @@ def search_patch(phone_patch, dslr, matrix, corner, *, max_shift=4, angles=(0.0,
         window = sample_patch(dslr, local, (p + 2 * r, p + 2 * r))
         if window is None:
             return None
-        scores = match_template(window, phone_patch)
+        scores = ncc_map(window, phone_patch)
         i, j = np.unravel_index(np.argmax(scores), scores.shape)
         if best is None or scores[i, j] > best[0]:
             best = (float(scores[i, j]), int(j) - r, int(i) - r, float(angle))
     return best
+
+
+def ncc_map(image, template):
+    """Normalised cross-correlation of `template` with every same-sized window of `image`: what
+    `skimage.feature.match_template(image, template)` returns, computed directly. For the local search's
+    few shifts (9 x 9 for 100 px patches) this is several times faster than match_template's FFT of
+    the padded image and cumulative sums, which dominated the build time of 12 MP pairs."""
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(image, np.float64), template.shape)
+    t = np.asarray(template, np.float64)
+    t = t - t.mean()
+    n = t.size
+    sums = windows.sum(axis=(2, 3))
+    energy = np.einsum("ijkl,ijkl->ij", windows, windows) - sums ** 2 / n
+    numerator = np.einsum("ijkl,kl->ij", windows, t)
+    denominator = np.sqrt(np.maximum(energy, 0.0) * np.sum(t * t))
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 1e-12)
 
 
 def patch_matrix(matrix, corner, size, dx, dy, angle):

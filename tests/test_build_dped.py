@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+from skimage.feature import match_template
 from skimage.transform import resize
 
 from common.data import dped_folders, dped_full_size_dir, paired_files
@@ -82,6 +83,15 @@ def test_local_search_finds_a_known_shift_and_rotation():
     ncc, dx, dy, angle = alignment.search_patch(phone_patch, gray, np.eye(3), corner, max_shift=4,
                                                 angles=(-1.0, -0.5, 0.0, 0.5, 1.0))
     assert (dx, dy, angle) == (3, -2, 1.0) and ncc > 0.999
+
+
+def test_ncc_map_equals_match_template_on_a_real_photo():
+    gray = alignment.gray(_demo_dslr_photos()[1])
+    window, template = gray[40:148, 60:168], gray[45:145, 62:162].copy()
+    template[:50] = 0.5  # a template that matches no window exactly
+    expected = match_template(window, template)
+    np.testing.assert_allclose(alignment.ncc_map(window, template), expected, rtol=0, atol=1e-5)  # float32 there
+    assert alignment.ncc_map(window, np.full((100, 100), 0.3)).tolist() == np.zeros((9, 9)).tolist()
 
 
 def test_too_few_inliers_and_wild_scale_are_refused():
