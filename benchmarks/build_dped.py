@@ -3,7 +3,7 @@
     python -m benchmarks.build_dped                          # shared DPED photos 0 and 1, upscaled
     python -m benchmarks.build_dped --photos a.jpg b.jpg --pairs 2
 
-Each "DSLR" photo is a centre crop (3:4) of a real photo upscaled to 3000 x 4000 (12 MP); its "phone"
+Each "DSLR" photo is a 4:3 centre crop of a real photo upscaled to 3000 x 4000 (12 MP); its "phone"
 twin is the same photo through a random known homography (rotation up to 3 degrees, shift up to 40 px,
 scale 0.9-1.1) plus `common.degradations.phone_degrade`. The timed part is the whole
 `datasets.build_dped.build_dataset` call (decoding, alignment, patch search, JPEG writing, publishing),
@@ -16,19 +16,21 @@ import pathlib
 import tempfile
 import time
 
+import numpy as np
+from skimage.transform import resize
+
 from common.cli import quiet_tensorflow, run_cli
+from common.images import read_image
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "dped" / "full_size"
 SIZE = (3000, 4000)
 
 
 def twelve_megapixels(photo):
-    """The largest 3:4 centre crop of `photo` (landscape: 4:3), resized to 3000 x 4000 (or 4000 x 3000)."""
-    import numpy as np
-    from skimage.transform import resize
-
+    """The largest 4:3 centre crop of a landscape `photo`, resized to 3000 x 4000 pixels (rows x columns;
+    a portrait photo: 3:4 and 4000 x 3000)."""
     h, w = photo.shape[:2]
-    size = SIZE if h >= w else SIZE[::-1]
+    size = SIZE if w >= h else SIZE[::-1]
     crop_h = min(h, round(w * size[0] / size[1]))
     crop_w = round(crop_h * size[1] / size[0])
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
@@ -44,10 +46,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     quiet_tensorflow()
-    import numpy as np
-
-    from common.images import read_image
-    from datasets import alignment, build_dped
+    from datasets import alignment, build_dped  # after quiet_tensorflow: they start TensorFlow
 
     photos = [twelve_megapixels(read_image(args.photos[i % len(args.photos)])) for i in range(args.pairs)]
     with tempfile.TemporaryDirectory() as tmp:
