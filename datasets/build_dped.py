@@ -454,7 +454,7 @@ def _check_output(dataset_dir, inputs):
         if folder == dataset or dataset in folder.parents or folder in dataset.parents:
             raise PhotoEnhanceError(f"--out {dataset_dir.parent}: the dataset folder {dataset_dir} and the input "
                                     f"folder {folder} overlap; choose an --out outside the photo folders")
-    ours = (dataset_dir / ".build" / "published.json").is_file()
+    ours = (dataset_dir / ".build").is_dir()  # written before any dataset folder, so also after an interruption
     for name in ("training_data", "test_data"):
         if (dataset_dir / name).exists() and not ours:
             raise PhotoEnhanceError(f"{dataset_dir / name} exists and was not written by this builder; "

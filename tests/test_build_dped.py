@@ -229,7 +229,7 @@ def test_second_run_changes_nothing_and_an_interrupted_one_resumes(built):
     assert {p: p.read_bytes() for p in files} == {p: b for p, (b, _) in before.items()}
 
 
-def test_inputs_are_never_overwritten(built, capsys):
+def test_inputs_are_never_overwritten(built, tmp_path, capsys):
     root, argv, _ = built
     inside = argv[:5] + [str(root / "phone" / "sub")] + argv[6:]
     with pytest.raises(SystemExit) as exit_:
@@ -239,6 +239,13 @@ def test_inputs_are_never_overwritten(built, capsys):
     with pytest.raises(SystemExit):
         build_dped.run_cli(build_dped.main, missing)
     assert "folder not found" in capsys.readouterr().err
+    foreign = tmp_path / "theirs" / "myphone" / "training_data" / "keep.txt"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("someone else's dataset")
+    with pytest.raises(SystemExit):
+        build_dped.run_cli(build_dped.main, argv[:5] + [str(tmp_path / "theirs")] + argv[6:])
+    assert "was not written by this builder" in capsys.readouterr().err
+    assert foreign.read_text() == "someone else's dataset"
 
 
 def test_a_single_usable_pair_is_refused_with_its_report(built, tmp_path, capsys):
