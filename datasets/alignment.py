@@ -180,17 +180,19 @@ def _window_matches(phone, dslr, matrix, box, window, grid):
     return np.array(src, np.float64).reshape(-1, 2), np.array(dst, np.float64).reshape(-1, 2)
 
 
-def refine_homography(phone, dslr, alignment, *, window=96, grid=8, iterations=2, seed=0):
+def refine_homography(phone, dslr, alignment, *, window=96, grid=8, max_iterations=8, tolerance=0.02, seed=0):
     """Sharpen a feature-based homography to sub-pixel accuracy (ORB keypoints are only pixel-accurate).
 
     Windows on a `grid` x `grid` lattice of the common area are resampled from the DSLR photo through the
     current homography and registered to the phone photo by cross-correlation, upsampled 10x (untapered
-    and unwhitened: both biased the shifts on noisy phone photos);
-    a RANSAC refit over the window centres gives the new homography. Returns the alignment unchanged when
-    fewer than 8 windows have texture.
+    and unwhitened: both biased the shifts on noisy phone photos); a RANSAC refit over the window centres
+    gives the next homography. Each pass recovers only part of the remaining error (a window's fixed frame
+    pulls its shift towards zero), so passes repeat until the geometry moves less than `tolerance` px
+    RMS, at most `max_iterations` times. Returns the alignment unchanged when fewer than 8 windows have
+    texture.
     """
     result = alignment
-    for _ in range(iterations):
+    for _ in range(max_iterations):
         box = common_box(result.matrix, phone.shape, dslr.shape)
         src, dst = _window_matches(phone, dslr, result.matrix, box, window, grid)
         if len(src) < 8:
@@ -203,8 +205,11 @@ def refine_homography(phone, dslr, alignment, *, window=96, grid=8, iterations=2
         model = ProjectiveTransform.from_estimate(src[inliers], dst[inliers])
         scale = local_scale(model.params, src.mean(axis=0))
         misfit = float(np.sqrt(np.mean(model.residuals(src[inliers], dst[inliers]) ** 2)) / scale)
+        moved = geometry_rms(model.params, result.matrix, box, step=max(1, (box[2] - box[0]) // 16)) / scale
         result = dataclasses.replace(result, matrix=model.params, residual_px=misfit,
                                      refined_windows=int(inliers.sum()))
+        if moved < tolerance:
+            break
     return result
 
 
