@@ -291,16 +291,24 @@ DPED = [
           `DRIVE_PATH` to its place under `/content/drive`, e.g. `MyDrive/dped.zip`; or
         - `DATA_SOURCE = "local"`: set `DATA_DIR` to the folder that holds `iphone/`, `sony/`, `blackberry/`.
 
+        **Your own phone.** `DATA_SOURCE = "build"` makes a DPED-style dataset from your own photos: put the
+        phone photos in one Google Drive folder and the DSLR photos of the same scenes in another (same file
+        names, or cameras whose clocks agree to within 2 s), set `PHONE_PHOTOS` and `DSLR_PHOTOS` to their
+        places under `/content/drive` and `PHONE` to a name for your phone. `python -m datasets.build_dped`
+        aligns each pair and keeps the 100x100 patches that correlate above 0.9 with their DSLR twin.
+
         Either way the layout is `<phone>/training_data/{<phone>,canon}/<i>.jpg` and
         `<phone>/test_data/patches/{<phone>,canon}/<i>.jpg`.
     """),
     code('''
         SMOKE = False              # CI smoke run: demo data, CPU, SMOKE_ITERATIONS steps, no downloads
         SMOKE_ITERATIONS = 4
-        PHONE = "iphone"           # iphone | sony | blackberry
-        DATA_SOURCE = "demo"       # demo | drive | local
+        PHONE = "iphone"           # iphone | sony | blackberry; for DATA_SOURCE "build" a name for your phone
+        DATA_SOURCE = "demo"       # demo | drive | local | build (your own phone + DSLR photos)
         DRIVE_PATH = "MyDrive/dped.zip"  # under /content/drive: the dped folder, or a zip of it
         DATA_DIR = ""              # for DATA_SOURCE "local": the folder holding iphone/, sony/, blackberry/
+        PHONE_PHOTOS = "MyDrive/phone_photos"  # for DATA_SOURCE "build": your phone photos (under /content/drive)
+        DSLR_PHOTOS = "MyDrive/dslr_photos"    # for DATA_SOURCE "build": DSLR photos of the same scenes
         ITERATIONS = 20000         # the authors' schedule
         BATCH_SIZE = 50
         EVAL_EVERY = 1000
@@ -393,8 +401,42 @@ DPED = [
     '''),
     md("""
         ## 4. Data
-        See the parameters cell for where the data can come from.
+        See the parameters cell for where the data can come from. With `DATA_SOURCE = "build"` the first
+        cell below makes the dataset from your own phone and DSLR photos; the training that follows uses it.
     """),
+    code('''
+        # DATA_SOURCE "build": pair, align and cut your phone + DSLR photos into a DPED-style dataset on the
+        # Colab disk (reading many small files from Drive is slow); re-running skips the photos already done.
+        # The smoke run builds one from generated pairs (three sample photos as the DSLR shots, warped and
+        # degraded copies as the phone's) and trains two steps on it; its main run below uses the demo data.
+        OWN_DATA = None
+        if DATA_SOURCE == "build" or SMOKE:
+            if SMOKE:
+                import skimage.data
+                from datasets.build_dped import write_synthetic_pairs
+
+                own_photos = write_synthetic_pairs(WORK / "own_photos", [skimage.data.chelsea(), skimage.data.coffee(),
+                                                                          skimage.data.astronaut()])
+            elif IN_COLAB:
+                from google.colab import drive
+
+                drive.mount("/content/drive")
+                own_photos = [pathlib.Path("/content/drive") / p for p in (PHONE_PHOTOS, DSLR_PHOTOS)]
+            else:
+                own_photos = [pathlib.Path(p).resolve() for p in (PHONE_PHOTOS, DSLR_PHOTOS)]
+            OWN_DATA = WORK / "own_dataset"
+            run("-m", "datasets.build_dped", "--phone-dir", own_photos[0], "--dslr-dir", own_photos[1],
+                "--out", OWN_DATA, "--phone", PHONE)
+            report = json.loads((OWN_DATA / PHONE / "build_report.json").read_text())
+            print(json.dumps(report["totals"], indent=1))
+            shown = next(p for p in report["photos"] if p["status"] == "ok")
+            display(Markdown(f"kept (green) and rejected patches of `{pathlib.Path(shown['phone']).name}`"),
+                    Image(filename=shown["preview"]))
+            if SMOKE:
+                run("-m", "dped.train", "--data-dir", OWN_DATA, "--phone", PHONE, "--iterations", 2, "--batch-size", 2,
+                    "--patch-size", 40, "--eval-every", 2, "--content-weight", 0, "--no-progress",
+                    "--out", WORK / "own_smoke_run")
+    '''),
     code('''
         if DATA_SOURCE == "demo":
             from common.demo_data import build_demo_dped
@@ -420,8 +462,10 @@ DPED = [
                 DATA = source
         elif DATA_SOURCE == "local":
             DATA = pathlib.Path(DATA_DIR).resolve()
+        elif DATA_SOURCE == "build":
+            DATA = OWN_DATA
         else:
-            raise ValueError(f"DATA_SOURCE must be demo, drive or local, not {DATA_SOURCE!r}")
+            raise ValueError(f"DATA_SOURCE must be demo, drive, local or build, not {DATA_SOURCE!r}")
         TRAIN_DIR = DATA / PHONE / "training_data"
         TEST_DIR = DATA / PHONE / "test_data" / "patches"
         for folder in (TRAIN_DIR / PHONE, TRAIN_DIR / "canon", TEST_DIR / PHONE, TEST_DIR / "canon"):
