@@ -440,7 +440,7 @@ DPED = [
     code('''
         if DATA_SOURCE == "demo":
             from common.demo_data import build_demo_dped
-            from dped.train import DEMO_DATASET
+            from dped.config import DEMO_DATASET
 
             DATA = WORK / "demo_dped"
             build_demo_dped(DATA, phone=PHONE, seed=SEED, **DEMO_DATASET)  # the dataset `dped.train --demo` uses
