@@ -19,7 +19,8 @@ import time
 import numpy as np
 from skimage.transform import resize
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import run_cli
+from datasets import alignment, build_dped
 from common.images import read_image
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "dped" / "full_size"
@@ -45,9 +46,6 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=2, help="pairs to build (at least 2: train and test)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    quiet_tensorflow()
-    from datasets import alignment, build_dped  # after quiet_tensorflow: they start TensorFlow
-
     photos = [twelve_megapixels(read_image(args.photos[i % len(args.photos)])) for i in range(args.pairs)]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import pathlib
 import tempfile
 import time
 
-from common.cli import quiet_tensorflow, run_cli
+from common.cli import run_cli
 
 
 def make_folder(root, n, size=100, seed=0):
@@ -43,7 +43,6 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--batches", type=int, default=60, help="batches to time (after 5 warm-up batches)")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
     import tensorflow as tf
 
     from common import data

@@ -29,7 +29,6 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from common.cli import quiet_tensorflow  # noqa: E402
 
 SIZES = ((720, 1280), (360, 640))
 VARIANTS = ("keras", "saved_model", "litert-float32", "litert-float16", "litert-dynamic-int8", "litert-int8",
@@ -149,7 +148,6 @@ def main(argv=None):
     parser.add_argument("--window", default="360x640", help="fixed input HxW of the windowed LiteRT model")
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
     import numpy as np
     import tensorflow as tf
 

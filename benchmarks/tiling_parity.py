@@ -18,7 +18,6 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from common.cli import quiet_tensorflow  # noqa: E402
 
 
 def main(argv=None):
@@ -29,7 +28,6 @@ def main(argv=None):
                         help="comma-separated tile:overlap pairs for blended tiles")
     parser.add_argument("--exact-tile", type=int, default=512, help="tile side for the exact mode")
     args = parser.parse_args(argv)
-    quiet_tensorflow()
     import numpy as np
 
     from common.images import list_images, read_image, to_float

@@ -1,11 +1,5 @@
-"""Shared command-line plumbing: quiet TensorFlow start-up and one-line errors for bad input."""
-import os
+"""Shared command-line plumbing: one-line errors for bad input, exit codes."""
 import sys
-
-
-def quiet_tensorflow():
-    """Silence TensorFlow's C++ start-up chatter; call before importing TensorFlow."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def run_cli(main, argv=None):

@@ -90,5 +90,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -104,5 +104,10 @@ def main(argv=None):
                                                                       args.overlap))
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

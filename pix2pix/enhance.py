@@ -86,5 +86,10 @@ def main(argv=None):
         model, args.task, args.contrast_stretch, args.inference_mode, args.overlap), extra)
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

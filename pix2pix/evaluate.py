@@ -198,5 +198,10 @@ def main(argv=None):
     return report
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script (see pyproject.toml)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
