@@ -18,3 +18,9 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; re-run the same command to resume", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def console_script(main):
+    """The zero-argument entry point of a command (`cli = console_script(main)`: the console scripts of
+    pyproject.toml and `python -m` both call it)."""
+    return lambda: run_cli(main)

@@ -14,6 +14,7 @@ import numpy as np
 
 from common.errors import PhotoEnhanceError
 from common.export import SCALED_INPUT_NAME, load_saved_model_signature
+from common.tiling import blend_windows
 
 DEFAULT_THREADS = 2
 
@@ -22,49 +23,11 @@ class ArtifactError(PhotoEnhanceError):
     """A model artifact is missing, of an unknown kind, or cannot be opened by its runtime."""
 
 
-def _starts(length, window, overlap):
-    """Window origins along one axis: stride `window - overlap`, the last window flush with the end."""
-    if length <= window:
-        return [0]
-    stride = max(1, window - overlap)
-    return sorted(set(list(range(0, length - window, stride)) + [length - window]))
-
-
-def _ramp(size, overlap, start, end):
-    """1-D blend weight: raised-cosine ramps (> 0) over `overlap` px on the sides that have a neighbour."""
-    weight = np.ones(size, np.float32)
-    n = min(overlap, size // 2)
-    if n > 0:
-        ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n, dtype=np.float32) + 0.5) / n)).astype(np.float32)
-        if start:
-            weight[:n] = ramp
-        if end:
-            weight[size - n:] = ramp[::-1]
-    return weight
-
-
 def run_in_windows(fn, image, window, overlap=None):
     """`fn` ([1,wh,ww,C] -> [1,wh,ww,C']) over an [H,W,C] image in overlapping windows of exactly
     `window` = (wh, ww); returns float32 [H,W,C']. Default overlap: a quarter of the smaller side."""
-    wh, ww = window
-    overlap = min(wh, ww) // 4 if overlap is None else int(overlap)
-    height, width = image.shape[:2]
-    pad_h, pad_w = max(0, wh - height), max(0, ww - width)
-    padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric") if pad_h or pad_w else image
-    ph, pw = padded.shape[:2]
-    ys, xs = _starts(ph, wh, overlap), _starts(pw, ww, overlap)
-    out = weight = None
-    for y in ys:
-        wy = _ramp(wh, overlap, y > 0, y + wh < ph)
-        for x in xs:
-            result = np.asarray(fn(padded[None, y:y + wh, x:x + ww]), np.float32)[0]
-            if out is None:
-                out = np.zeros((ph, pw, result.shape[-1]), np.float32)
-                weight = np.zeros((ph, pw, 1), np.float32)
-            w = (wy[:, None] * _ramp(ww, overlap, x > 0, x + ww < pw)[None, :])[..., None]
-            out[y:y + wh, x:x + ww] += result * w
-            weight[y:y + wh, x:x + ww] += w
-    return (out / weight)[:height, :width]
+    overlap = min(window) // 4 if overlap is None else int(overlap)
+    return blend_windows(fn, image, window, overlap)
 
 
 class Artifact:

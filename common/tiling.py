@@ -136,18 +136,16 @@ def quantize(values, dtype):
     return np.round(np.clip(np.asarray(values, np.float32), 0.0, 1.0) * top).astype(dtype)
 
 
-def _starts(length, tile, overlap):
-    """Tile origins along one axis: stride tile - overlap, the last tile flush with the end."""
-    if length <= tile:
+def _starts(length, window, overlap):
+    """Window origins along one axis: stride `window - overlap`, the last window flush with the end."""
+    if length <= window:
         return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
+    stride = max(1, window - overlap)
+    return sorted(set(list(range(0, length - window, stride)) + [length - window]))
 
 
 def _ramp(size, overlap, ramp_start, ramp_end):
-    """1-D weight: raised-cosine ramps (strictly > 0) over `overlap` px at the tile's inner sides."""
+    """1-D weight: raised-cosine ramps (strictly > 0) over `overlap` px at the window's inner sides."""
     w = np.ones(size, np.float32)
     n = min(overlap, size // 2)
     if n > 0:
@@ -159,6 +157,31 @@ def _ramp(size, overlap, ramp_start, ramp_end):
     return w
 
 
+def blend_windows(fn, image, window, overlap, prepare=None):
+    """`fn` ([1,wh,ww,C] -> [1,wh,ww,C']) over an [H,W,C] image in windows of exactly `window` = (wh, ww)
+    that overlap by `overlap` px, blended with normalised raised-cosine weights (flat regions stay exact);
+    an image smaller than a window is mirror-padded to it. `prepare` converts each window before `fn`.
+    Returns float32 [H,W,C']."""
+    wh, ww = window
+    height, width = image.shape[:2]
+    pad_h, pad_w = max(0, wh - height), max(0, ww - width)
+    padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric") if pad_h or pad_w else image
+    ph, pw = padded.shape[:2]
+    out = weight = None
+    for y in _starts(ph, wh, overlap):
+        wy = _ramp(wh, overlap, y > 0, y + wh < ph)
+        for x in _starts(pw, ww, overlap):
+            tile = padded[None, y:y + wh, x:x + ww]
+            result = np.asarray(fn(prepare(tile) if prepare else tile), np.float32)[0]
+            if out is None:
+                out = np.zeros((ph, pw, result.shape[-1]), np.float32)
+                weight = np.zeros((ph, pw, 1), np.float32)
+            w = (wy[:, None] * _ramp(ww, overlap, x > 0, x + ww < pw)[None, :])[..., None]
+            out[y:y + wh, x:x + ww] += result * w
+            weight[y:y + wh, x:x + ww] += w
+    return (out / weight)[:height, :width]
+
+
 def enhance_tiled(fn, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, memory_budget_bytes=None,
                   bytes_per_pixel=None, side=None):
     """Apply `fn` ([1,h,w,C] float32 -> [1,h,w,C']) to an [H,W,C] image (uint8, uint16 or float in [0,1]),
@@ -166,7 +189,7 @@ def enhance_tiled(fn, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, memory_
 
     `side` fixes the tile side (e.g. from `plan_memory`); otherwise `plan_tile` picks it from the
     activation budget `memory_budget_bytes` (None or large enough: the whole image). Tiles overlap by
-    `overlap` px and are blended with normalised raised-cosine weights.
+    `overlap` px and are blended (`blend_windows`).
     """
     image = _check_image(image, "enhance_tiled")
     height, width = image.shape[:2]
@@ -176,22 +199,7 @@ def enhance_tiled(fn, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, memory_
         side = plan_tile(height, width, memory_budget_bytes, tile, overlap, bytes_per_pixel)
     if side is None or side >= max(height, width):
         return np.asarray(fn(as_float(image)[None]), np.float32)[0]
-    ys, xs = _starts(height, side, overlap), _starts(width, side, overlap)
-    out = weight = None
-    for y in ys:
-        th = min(side, height)
-        wy = _ramp(th, overlap, y > 0, y + th < height)
-        for x in xs:
-            tw = min(side, width)
-            wx = _ramp(tw, overlap, x > 0, x + tw < width)
-            result = np.asarray(fn(as_float(image[None, y:y + th, x:x + tw])), np.float32)[0]
-            if out is None:
-                out = np.zeros((height, width, result.shape[-1]), np.float32)
-                weight = np.zeros((height, width, 1), np.float32)
-            w = (wy[:, None] * wx[None, :])[..., None]
-            out[y:y + th, x:x + tw] += result * w
-            weight[y:y + th, x:x + tw] += w
-    return out / weight
+    return blend_windows(fn, image, (min(side, height), min(side, width)), overlap, prepare=as_float)
 
 
 def _check_image(image, name):

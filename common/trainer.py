@@ -28,7 +28,7 @@ import time
 import keras
 
 from common import config, training
-from common.cli import run_cli
+from common.cli import console_script
 from common.errors import PhotoEnhanceError
 from common.generators import save_generator
 from common.run_folder import RunFolder
@@ -116,7 +116,7 @@ def entry_points(recipe):
     def main(argv=None):
         return command(recipe, argv)
 
-    return main, lambda: run_cli(main)
+    return main, console_script(main)
 
 
 def check_settings(settings, given):

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
-from common.cli import run_cli
+from common.cli import console_script
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
 from common.images import list_images, to_rgb_uint8, write_image
@@ -568,9 +568,7 @@ def main(argv=None):
     return report
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 import pathlib
 import re
 
-from common.cli import run_cli
+from common.cli import console_script
 from common.enhance_cli import quiet_native_logs
 from common.errors import CheckpointError
 
@@ -90,9 +90,7 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

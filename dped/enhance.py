@@ -15,7 +15,7 @@ inference; SavedModels blend overlapping tiles (close, not equal).
 import numpy as np
 
 from common import enhance_cli
-from common.cli import run_cli
+from common.cli import console_script
 from common.errors import PhotoEnhanceError
 from dped.loading import SOURCES
 
@@ -104,9 +104,7 @@ def main(argv=None):
                                                                       args.overlap))
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

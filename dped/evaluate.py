@@ -19,7 +19,7 @@ import pathlib
 
 import numpy as np
 
-from common.cli import run_cli
+from common.cli import console_script
 from common.enhance_cli import add_source_flags, chosen_source, quiet_native_logs
 from common.errors import DataLayoutError
 from dped.loading import SOURCES, make_predictor
@@ -140,9 +140,7 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

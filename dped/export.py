@@ -10,7 +10,7 @@ the model card written beside each artifact.
 """
 import argparse
 
-from common.cli import run_cli
+from common.cli import console_script
 from common.enhance_cli import add_source_flags, chosen_source
 from common.export_cli import add_export_arguments, command_line, run_export
 from dped.loading import KERAS_SOURCES
@@ -35,9 +35,7 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import enhance_cli
-from common.cli import run_cli
+from common.cli import console_script
 from common.enhance_cli import ModelSource, load_saved_model
 from common.tiling import DEFAULT_OVERLAP, enhance_tiled, quantize
 from pix2pix.config import INFERENCE_MODES
@@ -86,9 +86,7 @@ def main(argv=None):
         model, args.task, args.contrast_stretch, args.inference_mode, args.overlap), extra)
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from common import plots
-from common.cli import run_cli
+from common.cli import console_script
 from common.config import add_flags, given, setting
 from common.errors import PhotoEnhanceError
 from common.images import write_image
@@ -198,9 +198,7 @@ def main(argv=None):
     return report
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":

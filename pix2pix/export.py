@@ -10,7 +10,7 @@ formats, the parity check and the model card.
 """
 import argparse
 
-from common.cli import run_cli
+from common.cli import console_script
 from common.export_cli import add_export_arguments, command_line, run_export
 from pix2pix.loading import load_generator
 from pix2pix.serving import unit_range_model
@@ -32,9 +32,7 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """The console script (see pyproject.toml)."""
-    run_cli(main)
+cli = console_script(main)
 
 
 if __name__ == "__main__":
