@@ -12,6 +12,14 @@ tiling with whole-photo norm statistics must stay within one uint8 level of it.
     python -m dped.export --weights /tmp/iphone.keras --out /tmp/iphone_sm
     python benchmarks/enhance_memory.py --weights /tmp/iphone.keras --saved-model /tmp/iphone_sm \
         --photo ../shared/dped/full_size/0.png
+
+Measured 2026-12-02 on the project's 2 CPU cores while other jobs shared them (load 2-10, so seconds are
+comparable only within one run), the authors' iphone network converted as above, photo 0.png:
+- 1280x720: 512 MB refused (the command needs 698 MB before any photo); 1024 MB: peak 947 MB, 79.9 s,
+  within 1 level of the whole photo; 2048 MB (whole photo): 1,677 MB, 16.1 s; SavedModel: 1,681 MB,
+  17.3 s, the same pixels as the Keras whole-photo run.
+- 4000x3000 at 1024 MB (`--sizes 12mp --budgets 1024`): peak 881 MB, 1,737 s wall (143 s per MP).
+- 6000x4000 at 1024 MB: refused before enhancing (peak 1,020 MB while reading the photo).
 """
 import argparse
 import os
