@@ -7,6 +7,7 @@ from common import config, data, training
 from common.demo_data import build_demo_dped
 from common.errors import PhotoEnhanceError
 from common.export import export_saved_model
+from common.pretrained import PRETRAINED, pretrained_checkpoint
 from common.trainer import Recipe
 from common.vgg import DPED_CONTENT_LAYERS, loss_features
 from datasets.dped import data_sources
@@ -45,10 +46,14 @@ class DPEDData:
 
 
 def initialise(generator, source, notes):
-    """Copy the weights of the generator at `source` (a .keras file or a TF1 checkpoint prefix) into
-    `generator`; refuses a source of another width or depth, naming both."""
-    path = pathlib.Path(source)
-    start = models.load_generator(path) if path.suffix == ".keras" else load_original_checkpoint(source)
+    """Copy the weights of the generator at `source` (a .keras file, a TF1 checkpoint prefix or the name of
+    one of the authors' models) into `generator`; refuses a source of another width or depth, naming both."""
+    if source in PRETRAINED:
+        start = load_original_checkpoint(pretrained_checkpoint(source))
+    elif pathlib.Path(source).suffix == ".keras":
+        start = models.load_generator(source)
+    else:
+        start = load_original_checkpoint(source)
     shapes = lambda m: [tuple(w.shape) for w in m.weights]  # noqa: E731
     if shapes(start) != shapes(generator):
         raise PhotoEnhanceError(f"--init-from {source}: its generator ({start.count_params():,} parameters) does not "
