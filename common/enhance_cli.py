@@ -34,7 +34,10 @@ from common.errors import ImageReadError, PhotoEnhanceError
 from common.images import collect_image_files
 from common.photo_write import EXTENSIONS, FORMATS, SIXTEEN_BIT_FORMATS
 
-DEFAULT_MEMORY_BUDGET_MB = 2048
+BUDGET_ENV = "PHOTOENHANCE_MEMORY_BUDGET_MB"
+DEFAULT_MEMORY_BUDGET_MB = float(os.environ.get(BUDGET_ENV, 2048))
+"""The default `--memory-budget-mb`: 2048, or `$PHOTOENHANCE_MEMORY_BUDGET_MB` (e.g. for a notebook kernel,
+whose resident memory already holds earlier work)."""
 DEFAULT_QUALITY = 95
 MIN_PHOTO_SIDE = 8
 SAME_FORMAT_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -95,7 +98,8 @@ def build_parser(prog, description, sources):
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first photo that fails")
     p.add_argument("--memory-budget-mb", type=float, default=DEFAULT_MEMORY_BUDGET_MB,
-                   help="peak resident memory of the whole command; larger photos run in tiles")
+                   help=f"peak resident memory of the whole process; larger photos run in tiles (default "
+                        f"2048, or ${BUDGET_ENV})")
     p.add_argument("--tile", type=int, help="largest tile side in px (default: as large as the budget allows)")
     p.add_argument("--overlap", type=int, help="tile context/overlap in px (default: the model's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

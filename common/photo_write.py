@@ -30,7 +30,9 @@ SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 def atomic_output(path):
     """Yield a temporary path beside `path`; on success rename it to `path`, on any failure remove it."""
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    suffixes = "".join(path.suffixes)  # kept whole: Keras insists on names ending in .weights.h5
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:len(path.name) - len(suffixes)]}.", suffix=f".tmp{suffixes}",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield pathlib.Path(tmp)

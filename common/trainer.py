@@ -89,6 +89,10 @@ class Recipe:
         """Write the serving export of `generator` into the new folder `folder`."""
         raise NotImplementedError
 
+    def data_record(self, data):
+        """What config.json records about the data besides its description (e.g. counts)."""
+        return {}
+
     def callbacks(self):
         """Extra callbacks of the family (e.g. a step timer)."""
         return []
@@ -151,7 +155,7 @@ def train(recipe, settings, run):
     recipe.apply_settings(gan, settings)
     if start:
         print(f"resuming from step {start} ({ckpt.latest_path()})", file=sys.stderr)
-    record.update(replicas=replicas, mixed_precision_on=mixed, data=describe(data))
+    record.update(replicas=replicas, mixed_precision_on=mixed, data=describe(data), **recipe.data_record(data))
     run.write_config(record)
     validation, callbacks = make_callbacks(recipe, settings, run, gan, ckpt, data)
     step = training.fit_steps(gan, lambda s: recipe.train_batches(data, settings, s), start_step=start,
@@ -172,14 +176,14 @@ def describe(data):
 def resume_record(recipe, settings, run, start):
     """config.json's record for this command: refuse settings that may not change since the checkpoint,
     record (and log in history.jsonl) those that may."""
-    record = {"family": recipe.family, "settings": config.as_dict(settings), "resumes": []}
+    record = {"family": recipe.family, **config.as_dict(settings), "resumes": []}
     old = run.read_config()
     if not start or old is None:
         return record
     if start > settings.iterations:
         raise PhotoEnhanceError(f"{run.path} already holds step {start}; --iterations {settings.iterations} would "
                                 f"not train (give more iterations, or another --out for a new run)")
-    diff = config.differences(recipe.settings_class, old.get("settings", {}), settings)
+    diff = config.differences(recipe.settings_class, old, settings)
     if diff["fixed"]:
         lines = "; ".join(f"{config.flag_name(n)}: {a!r} in the run, {b!r} now" for n, a, b in diff["fixed"])
         raise PhotoEnhanceError(f"{run.path}: cannot resume with other settings of what the checkpoint holds "

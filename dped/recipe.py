@@ -145,6 +145,9 @@ class DPEDRecipe(Recipe):
     def export(self, generator, settings, folder):
         export_saved_model(generator, folder)
 
+    def data_record(self, d):
+        return {"train_pairs": d.n_train}
+
     def summary(self, gan, settings, data, callbacks):
         return {"content_loss": "enabled" if gan.vgg is not None else "disabled",
                 "loss_weights": {k: float(v.numpy()) for k, v in gan.loss_weights.items()}}

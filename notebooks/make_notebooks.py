@@ -232,12 +232,13 @@ def metrics_table_code(names_expr):
 
 def export_code(module):
     return code(f'''
-        EXPORT_DIR = WORK / "export" / RUN_DIR.name
-        shutil.rmtree(EXPORT_DIR, ignore_errors=True)  # the export command wants a new folder
+        EXPORT_DIR = WORK / "export" / RUN_DIR.name  # TF Serving layout: each export adds a version folder
+        shutil.rmtree(EXPORT_DIR, ignore_errors=True)
         run("-m", "{module}.export", *EXPORT_ARGS, "--weights", BEST, "--out", EXPORT_DIR)
         archive = shutil.make_archive(str(EXPORT_DIR), "zip", root_dir=EXPORT_DIR)
         print(f"SavedModel: {{EXPORT_DIR}}\\nzip: {{archive}} ({{os.path.getsize(archive) / 2**20:.1f}} MiB)")
-        loaded = tf.saved_model.load(str(EXPORT_DIR))
+        print((EXPORT_DIR / "1" / "model_card.md").read_text())
+        loaded = tf.saved_model.load(str(EXPORT_DIR / "1"))
         print("signatures:", sorted(loaded.signatures))
         if IN_COLAB and not SMOKE:
             from google.colab import files

@@ -5,6 +5,9 @@ import pathlib
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The enhance commands bound the peak memory of their process; tests run them inside this long-lived test
+# process, whose memory is not the command's, so their default budget is raised (the memory test sets its own).
+os.environ.setdefault("PHOTOENHANCE_MEMORY_BUDGET_MB", "16384")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -159,7 +159,7 @@ def test_resume_rules_changed_lr_acts_changed_batch_refuses(tmp_path, data_dir, 
     dped_train.main([*base, "--iterations", "4", "--lr", "1e-5"])
     config = json.loads((out / "config.json").read_text())
     assert config["resumes"] == [{"step": 2, "changes": {"iterations": [2, 4], "lr": [0.0005, 1e-05]}}]
-    assert config["settings"]["lr"] == 1e-5
+    assert config["lr"] == 1e-5
     events = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert {"step": 2, "event": "resume", "changes": {"iterations": [2, 4], "lr": [0.0005, 1e-05]}} in events
     saved = {k: v for k, v in arrays(out / "checkpoints/ckpt-00000004.npz").items()}

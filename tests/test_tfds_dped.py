@@ -130,11 +130,11 @@ def test_dped_train_tfds_tiny_run(prepared, tmp_path):
     from dped import train
 
     root, manual, _, _, _ = prepared
-    summary = train.train(train.build_parser().parse_args([
+    summary = train.main([
         "--phone", "sony", "--tfds", "--data-dir", str(manual), "--tfds-data-dir", str(root / "tfds"),
         "--out", str(tmp_path / "run"), "--width", "8", "--blocks", "1", "--patch-size", "32",
         "--batch-size", "2", "--iterations", "2", "--eval-every", "2", "--log-every", "1",
-        "--content-weight", "0", "--no-progress"]))
+        "--content-weight", "0", "--no-progress"])
     assert summary["steps"] == 2 and summary["config"]["tfds"] and summary["config"]["train_pairs"] == 6
     assert np.isfinite(summary["final_validation"]["val_psnr"])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
