@@ -27,6 +27,8 @@ import os
 import pathlib
 
 import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
 from common.images import list_images, read_image
@@ -150,8 +152,6 @@ class DataReport:
 
 def _check_header(path):
     """`((height, width), None)` for a file the pipeline can decode, else `(None, problem)`."""
-    from PIL import Image, UnidentifiedImageError
-
     path = pathlib.Path(path)
     try:
         size = path.stat().st_size
@@ -198,7 +198,6 @@ def _scan(paths, decode):
     check = _check_decode if decode else _check_header
     if len(paths) < 256:
         return [check(p) for p in paths]
-    from tqdm.auto import tqdm
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
         return list(tqdm(pool.map(check, paths, chunksize=64), total=len(paths), desc="checking images",

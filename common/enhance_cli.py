@@ -30,9 +30,16 @@ import time
 import warnings
 from typing import Callable
 
+import numpy as np
+from tqdm import tqdm
+
 from common.errors import ImageReadError, PhotoEnhanceError
+from common.export import load_saved_model_signature
 from common.images import collect_image_files
-from common.photo_write import EXTENSIONS, FORMATS, SIXTEEN_BIT_FORMATS
+from common.photo_read import SRGB_PROFILE, read_photo
+from common.photo_write import EXTENSIONS, FORMATS, SIXTEEN_BIT_FORMATS, atomic_output, write_photo
+from common.runtimes import load_artifact
+from common.tiling import machine_memory_bytes, peak_rss_bytes, plan_memory
 
 BUDGET_ENV = "PHOTOENHANCE_MEMORY_BUDGET_MB"
 DEFAULT_MEMORY_BUDGET_MB = float(os.environ.get(BUDGET_ENV, 2048))
@@ -67,8 +74,6 @@ class Job:
 def load_any_artifact(path):
     """An exported SavedModel folder, `.tflite` or `.onnx` as a callable on [0, 1] batches
     (`common.runtimes`; fixed-size artifacts run larger photos in windows)."""
-    from common.runtimes import load_artifact
-
     return load_artifact(path)
 
 
@@ -78,8 +83,6 @@ ARTIFACT_SOURCE = ModelSource("--model", "any exported artifact: a SavedModel fo
 
 def load_saved_model(path):
     """The `float32` ([0, 1] in and out) signature of a SavedModel folder written by either family's export."""
-    from common.export import load_saved_model_signature
-
     return load_saved_model_signature(path, "float32")
 
 
@@ -214,8 +217,6 @@ def _writes_to_fd2(stream):
 
 def memory_budget_bytes(budget_mb):
     """`--memory-budget-mb` in bytes, capped (with a message) at the machine's physical memory."""
-    from common.tiling import machine_memory_bytes
-
     if budget_mb <= 0:
         raise PhotoEnhanceError(f"--memory-budget-mb must be positive, got {budget_mb:g}")
     total = machine_memory_bytes()
@@ -231,10 +232,6 @@ def enhance_all(args, jobs, enhancer):
 
     Returns (written paths, skipped count, [(photo, problem)]); with `--fail-fast` the first failure raises.
     """
-    from tqdm import tqdm
-
-    from common.tiling import peak_rss_bytes
-
     budget = memory_budget_bytes(args.memory_budget_mb)
     enhancer.warm_up(WARM_UP_SIDE)
     baseline = peak_rss_bytes()
@@ -257,12 +254,6 @@ def enhance_all(args, jobs, enhancer):
 
 def enhance_one(args, job, enhancer, budget, baseline):
     """Read, check, enhance and atomically write one photo (and its side outputs); returns the output."""
-    import numpy as np
-
-    from common.photo_read import SRGB_PROFILE, read_photo
-    from common.photo_write import atomic_output, write_photo
-    from common.tiling import plan_memory
-
     photo = read_photo(job.source)
     height, width = photo.pixels.shape[:2]
     if min(height, width) < MIN_PHOTO_SIDE:

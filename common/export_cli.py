@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import export as E
+from common.demo_data import demo_photos
 from common.errors import PhotoEnhanceError
 from common.images import list_images, read_image
 from common.runtimes import load_artifact
@@ -84,8 +85,6 @@ def sample_images(folder=None):
     """uint8 photos for the parity check and int8 calibration: up to `MAX_CHECK_IMAGES` from `folder`,
     else the bundled scikit-image photos."""
     if folder is None:
-        from common.demo_data import demo_photos
-
         return demo_photos()[:MAX_CHECK_IMAGES]
     folder = pathlib.Path(folder)
     if not folder.is_dir():

@@ -14,6 +14,8 @@ import pathlib
 import warnings
 
 import numpy as np
+import tensorflow as tf
+import tifffile
 from PIL import Image, ImageCms, ImageOps
 
 from common.errors import ImageReadError
@@ -105,10 +107,7 @@ def _png_bit_depth(path):
 def _read16(image, path):
     """The 16-bit samples of a PNG (TensorFlow's decoder) or TIFF (tifffile) as uint16 `H x W [x C]`."""
     if image.format == "PNG":
-        import tensorflow as tf
-
         return tf.io.decode_png(pathlib.Path(path).read_bytes(), channels=0, dtype=tf.uint16).numpy()
-    import tifffile
 
     return tifffile.imread(path, key=0)
 

@@ -16,6 +16,8 @@ import tempfile
 import zlib
 
 import numpy as np
+import tensorflow as tf
+import tifffile
 from PIL import Image, ImageCms
 
 from common.errors import PhotoEnhanceError
@@ -81,11 +83,8 @@ def _save_options(fmt, quality, exif, icc):
 
 def _write16(tmp, pixels, fmt, exif, icc):
     if fmt == "TIFF":
-        import tifffile
-
         tifffile.imwrite(tmp, pixels, photometric="rgb", compression="zlib", iccprofile=icc)
         return
-    import tensorflow as tf
 
     png = tf.io.encode_png(pixels).numpy()
     tmp.write_bytes(_png_with_metadata(png, exif, icc))

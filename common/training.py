@@ -47,7 +47,9 @@ import zipfile
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
+from common import metrics
 from common.errors import CheckpointError, TrainingDiverged
 
 HISTORY_FILE = "history.jsonl"
@@ -491,8 +493,6 @@ class TensorBoardLogger(StepCallback):
 
 
 def _metric_functions(names):
-    from common import metrics
-
     table = {"psnr": metrics.psnr, "ssim": metrics.ssim}
     unknown = [n for n in names if n not in table]
     if unknown:
@@ -506,8 +506,6 @@ def evaluate_pairs(enhance, dataset, metrics=("psnr", "ssim"), desc="validation"
     Returns `(means, first_batch)` where `first_batch` is `(input, output, target)` numpy arrays (for image
     grids). `enhance` maps a [0, 1] batch to a [0, 1] batch.
     """
-    from tqdm.auto import tqdm
-
     funcs = _metric_functions(metrics)
     sums = {n: 0.0 for n in funcs}
     count = 0
@@ -671,8 +669,6 @@ class ProgressBar(StepCallback):
         self.bar = None
 
     def start(self, start_step, total_steps):
-        from tqdm.auto import tqdm
-
         super().start(start_step, total_steps)
         self.bar = tqdm(total=total_steps, initial=start_step, desc=self.desc, unit="step", dynamic_ncols=True)
 

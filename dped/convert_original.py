@@ -11,9 +11,12 @@ import argparse
 import pathlib
 import re
 
+import tensorflow as tf
+
 from common.cli import console_script
 from common.enhance_cli import quiet_native_logs
 from common.errors import CheckpointError
+from dped.models import build_generator, save_generator
 
 SCOPE = "generator/"
 
@@ -23,8 +26,6 @@ def _norm_variable(index):
 
 
 def _open(prefix):
-    import tensorflow as tf
-
     prefix = str(prefix)
     if prefix.endswith(".index") or ".data-" in prefix:
         prefix = prefix.split(".index")[0].split(".data-")[0]
@@ -40,8 +41,6 @@ def _open(prefix):
 
 def load_original_checkpoint(prefix):
     """Build the matching `dped.models.build_generator` and fill it from the TF1 checkpoint at `prefix`."""
-    from dped.models import build_generator
-
     prefix, reader = _open(prefix)
     shapes = reader.get_variable_to_shape_map()
     conv_ids = sorted(int(m.group(1)) for name in shapes if (m := re.fullmatch(SCOPE + r"W(\d+)", name)))
@@ -82,8 +81,6 @@ def main(argv=None):
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     with quiet_native_logs(args.verbose):
-        from dped.models import save_generator
-
         model = load_original_checkpoint(args.checkpoint)
         path = save_generator(model, args.output)
     print(f"wrote {path} ({model.count_params():,} parameters)")

@@ -12,11 +12,14 @@ budget follow `common.enhance_cli`. Photos that do not fit the budget whole run 
 model the tiles share the whole photo's instance-norm statistics, so the result equals whole-photo
 inference; SavedModels blend overlapping tiles (close, not equal).
 """
+import keras
 import numpy as np
+import tensorflow as tf
 
-from common import enhance_cli
+from common import enhance_cli, tiling
 from common.cli import console_script
 from common.errors import PhotoEnhanceError
+from common.tiling import enhance_tiled, enhance_tiled_exact, quantize
 from dped.loading import SOURCES
 
 # Full resolution of each DPED phone (H x W) and the authors' centre crops of it.
@@ -34,7 +37,6 @@ def prepare_resolution(image, resolution=None, phone="iphone"):
         raise PhotoEnhanceError(f"unknown phone {phone!r}; choose one of {sorted(PHONE_RESOLUTIONS)}")
     if resolution not in RESOLUTIONS:
         raise PhotoEnhanceError(f"unknown resolution {resolution!r}; choose one of {RESOLUTIONS}")
-    import tensorflow as tf
 
     height, width = PHONE_RESOLUTIONS[phone]
     if image.shape[:2] != (height, width):
@@ -52,10 +54,6 @@ class DpedEnhancer:
     other callables (SavedModel signatures) in blended overlapping tiles."""
 
     def __init__(self, model, resolution=None, phone="iphone", overlap=None):
-        import keras
-
-        from common import tiling
-
         self.model, self.resolution, self.phone = model, resolution, phone
         self.is_keras = isinstance(model, keras.Model)
         if self.is_keras:
@@ -74,8 +72,6 @@ class DpedEnhancer:
         return prepare_resolution(pixels, self.resolution, self.phone)
 
     def __call__(self, pixels, side, out_dtype):
-        from common.tiling import enhance_tiled, enhance_tiled_exact, quantize
-
         if self.is_keras:
             return enhance_tiled_exact(self.model, pixels, halo=self.halo, side=side, out_dtype=out_dtype,
                                        run=self.run), {}

@@ -18,10 +18,15 @@ import json
 import pathlib
 
 import numpy as np
+from tqdm import tqdm
 
 from common.cli import console_script
+from common.data import dped_folders, paired_files
 from common.enhance_cli import add_source_flags, chosen_source, quiet_native_logs
 from common.errors import DataLayoutError
+from common.images import read_image, to_float
+from common.metrics import MetricAccumulator
+from common.plots import image_grid
 from dped.loading import SOURCES, make_predictor
 
 MSE_BATCH = 50
@@ -33,15 +38,11 @@ ROWS = (("psnr_per_image", "PSNR per image, clipped (challenge), dB"),
 
 def test_pairs(test_dir, phone):
     """(phone files, DSLR files) paired by name, from the DPED root or a `<phone>/` + `canon/` folder."""
-    from common.data import dped_folders, paired_files
-
     phone_dir, dslr_dir = dped_folders(test_dir, phone, split="test")
     return paired_files(phone_dir, dslr_dir)
 
 
 def _batches(files_a, files_b, size):
-    from common.images import read_image, to_float
-
     for start in range(0, len(files_a), size):
         a = [read_image(f) for f in files_a[start:start + size]]
         b = [read_image(f) for f in files_b[start:start + size]]
@@ -61,10 +62,6 @@ def _run(predictor, images):
 
 def evaluate(predictor, phone_files, dslr_files, *, batch_size=MSE_BATCH, num_examples=4, progress=True):
     """Metrics of the enhanced output and of the phone photos vs the DSLR photos, and example triplets."""
-    from tqdm import tqdm
-
-    from common.metrics import MetricAccumulator
-
     enhanced = MetricAccumulator(max_val=1.0, mse_batch_size=MSE_BATCH)
     unclipped = MetricAccumulator(max_val=1.0, metrics=("psnr",), mse_batch_size=MSE_BATCH)
     phone = MetricAccumulator(max_val=1.0, mse_batch_size=MSE_BATCH)
@@ -94,8 +91,6 @@ def _fmt(value):
 
 def write_report(out_dir, result, per_image, examples, meta):
     """metrics.json (means, per-image values, settings), metrics.md (a table) and examples.png."""
-    from common.plots import image_grid
-
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "conventions": {k: label for k, label in ROWS}, **result, "per_image": per_image}

@@ -1,22 +1,24 @@
 """Where a DPED generator comes from: a `.keras` / `.weights.h5` file, an exported SavedModel folder or the
 authors' TF1 checkpoint. Shared by the enhance, evaluate and export commands (none imports another CLI).
 """
+import keras
+import numpy as np
+import tensorflow as tf
+
 from common.enhance_cli import ARTIFACT_SOURCE, ModelSource, load_saved_model
-from common.pretrained import PRETRAINED, pretrained_checkpoint
 from common.errors import PhotoEnhanceError
+from common.pretrained import PRETRAINED, pretrained_checkpoint
+from dped.convert_original import load_original_checkpoint
+from dped.models import load_generator
 
 
 def load_weights(path):
     """A DPED generator file (`.keras`, family checked; `.weights.h5` into the paper's network)."""
-    from dped.models import load_generator
-
     return load_generator(path)
 
 
 def load_checkpoint(prefix):
     """The authors' TF1 checkpoint prefix (e.g. `iphone_orig`) as a Keras generator."""
-    from dped.convert_original import load_original_checkpoint
-
     return load_original_checkpoint(prefix)
 
 
@@ -39,10 +41,6 @@ SOURCES = KERAS_SOURCES + (
 def make_predictor(model):
     """A numpy function [N,h,w,3] float32 -> float32 for a Keras model (one trace for every batch and size)
     or for any callable (e.g. a SavedModel signature)."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
     if isinstance(model, keras.Model):
         traced = tf.function(lambda x: model(x, training=False),
                              input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
