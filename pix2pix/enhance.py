@@ -42,13 +42,14 @@ class Pix2PixEnhancer:
         import keras
         import tensorflow as tf
 
-        from common.tiling import DEFAULT_OVERLAP
+        from common.tiling import BLENDED_BUFFER_BYTES_PER_PIXEL, DEFAULT_OVERLAP
         from pix2pix.gan import Pix2Pix
         from pix2pix.tasks import get_task
 
         task = get_task(task_name, postprocess="contrast_stretch" if contrast_stretch else None)
         self.task, self.halo = task, DEFAULT_OVERLAP if overlap is None else overlap
         self.bytes_per_pixel = UNET_BYTES_PER_PIXEL
+        self.buffer_bytes_per_pixel = BLENDED_BUFFER_BYTES_PER_PIXEL
         if isinstance(model, keras.Model):
             wrapped = Pix2Pix.for_inference(model, task.target_range, inference_mode)
             traced = tf.function(lambda x: wrapped(x, training=False),
