@@ -19,7 +19,9 @@ comparable only within one run), the authors' iphone network converted as above,
   within 1 level of the whole photo; 2048 MB (whole photo): 1,677 MB, 16.1 s; SavedModel: 1,681 MB,
   17.3 s, the same pixels as the Keras whole-photo run.
 - 4000x3000 at 1024 MB (`--sizes 12mp --budgets 1024`): peak 881 MB, 1,737 s wall (143 s per MP).
-- 6000x4000 at 1024 MB: refused before enhancing (peak 1,020 MB while reading the photo).
+- 6000x4000 at 1024 MB: refused before enhancing (peak 1,020 MB while reading the photo); at 2048 MB:
+  peak 1,818 MB, 1,595 s (66 s per MP); SavedModel at 2048 MB (blended tiles, not exact): 2,455 MB
+  before blended tiles planned their float buffers, 2,092 MB with 16 B per pixel for them, 956 s.
 """
 import argparse
 import os

@@ -261,7 +261,7 @@ def enhance_one(args, job, enhancer, budget, baseline):
                                          "on each side")
     pixels = enhancer.prepare(photo.pixels)
     side = plan_memory(pixels.shape[0], pixels.shape[1], budget, baseline, enhancer.bytes_per_pixel,
-                       halo=enhancer.halo, tile=args.tile)
+                       halo=enhancer.halo, tile=args.tile, buffer_bytes_per_pixel=enhancer.buffer_bytes_per_pixel)
     out_dtype = np.uint16 if args.bit_depth == 16 else np.uint8
     image, extras = enhancer(pixels, side, out_dtype)
     icc, from_srgb = photo.icc, photo.srgb_converted

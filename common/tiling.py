@@ -38,6 +38,10 @@ PAPER_NETWORK_BYTES_PER_PIXEL = 64 * BYTES_PER_CHANNEL_PIXEL
 # Photo buffers per pixel besides the network: the decoded file, the RGB array and the output (uint8,
 # 3 B each), the encoder's copy; whole-image runs add the float32 input, output and their tensors.
 TILED_BUFFER_BYTES_PER_PIXEL = 16
+# Blended tiles also keep a float32 output sum and weight for the whole photo (16 B per pixel) and the
+# SavedModel's own buffers: a SavedModel on a 6000x4000 photo at 2,048 MB peaked at 2,455 MB without this
+# term and at 2,092 MB with 16 B; 24 B is the margin for that (not yet re-measured).
+BLENDED_BUFFER_BYTES_PER_PIXEL = TILED_BUFFER_BYTES_PER_PIXEL + 24
 WHOLE_BUFFER_BYTES_PER_PIXEL = 64
 # Tiled runs trace one function per instance-norm layer (the exact mode) and keep tile buffers: with
 # 64 MB reserved, a 1280x720 photo at a 1,024 MB budget peaked at 1,033 MB (benchmarks/enhance_memory.py).
@@ -93,25 +97,27 @@ def traced_bytes_per_pixel(model):
     return BYTES_PER_CHANNEL_PIXEL * max(widths or [64])
 
 
-def plan_memory(height, width, budget_bytes, baseline_bytes, bytes_per_pixel, halo=0, tile=None):
+def plan_memory(height, width, budget_bytes, baseline_bytes, bytes_per_pixel, halo=0, tile=None,
+                buffer_bytes_per_pixel=TILED_BUFFER_BYTES_PER_PIXEL):
     """Tile side (None: whole photo) keeping the process's peak resident memory under `budget_bytes`.
 
     `baseline_bytes` is the process's resident memory before the photo (TensorFlow, the model, a traced
-    warm-up). Tiles carry `halo` px of context on each side; `tile` caps their side. Raises
-    `PhotoEnhanceError` when even `MIN_PLANNED_TILE` px tiles would not fit.
+    warm-up). Tiles carry `halo` px of context on each side; `tile` caps their side; the tiled mode keeps
+    `buffer_bytes_per_pixel` of whole-photo buffers. Raises `PhotoEnhanceError` when even
+    `MIN_PLANNED_TILE` px tiles would not fit.
     """
     pixels = height * width
     whole = baseline_bytes + pixels * (bytes_per_pixel + WHOLE_BUFFER_BYTES_PER_PIXEL)
     if whole <= budget_bytes and (tile is None or max(height, width) <= tile):
         return None
-    room = budget_bytes - baseline_bytes - TILED_FIXED_BYTES - pixels * TILED_BUFFER_BYTES_PER_PIXEL
+    room = budget_bytes - baseline_bytes - TILED_FIXED_BYTES - pixels * buffer_bytes_per_pixel
     side = min(int(math.sqrt(max(room, 0) / bytes_per_pixel)) - 2 * halo, max(height, width))
     if tile is not None and tile < side:
         if tile < MIN_TILE:
             raise PhotoEnhanceError(f"--tile {tile} is below the minimum of {MIN_TILE} px")
         return tile
     if side < MIN_PLANNED_TILE:
-        need = (baseline_bytes + TILED_FIXED_BYTES + pixels * TILED_BUFFER_BYTES_PER_PIXEL
+        need = (baseline_bytes + TILED_FIXED_BYTES + pixels * buffer_bytes_per_pixel
                 + (MIN_PLANNED_TILE + 2 * halo) ** 2 * bytes_per_pixel)
         raise PhotoEnhanceError(f"a {width}x{height} photo needs a memory budget of at least {need / 2**20:.0f} "
                                 f"MB here (TensorFlow and the model take {baseline_bytes / 2**20:.0f} MB); "
@@ -179,7 +185,8 @@ def blend_windows(fn, image, window, overlap, prepare=None):
             w = (wy[:, None] * _ramp(ww, overlap, x > 0, x + ww < pw)[None, :])[..., None]
             out[y:y + wh, x:x + ww] += result * w
             weight[y:y + wh, x:x + ww] += w
-    return (out / weight)[:height, :width]
+    out /= weight  # in place: no third whole-photo buffer
+    return out[:height, :width]
 
 
 def enhance_tiled(fn, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, memory_budget_bytes=None,

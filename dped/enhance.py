@@ -60,10 +60,12 @@ class DpedEnhancer:
             self.run = tiling.traced(model)
             self.halo = tiling.receptive_radius(model) if overlap is None else overlap
             self.bytes_per_pixel = tiling.traced_bytes_per_pixel(model)
+            self.buffer_bytes_per_pixel = tiling.TILED_BUFFER_BYTES_PER_PIXEL
         else:
             self.run = lambda x: np.asarray(model(np.asarray(x, np.float32)))
             self.halo = tiling.DEFAULT_OVERLAP if overlap is None else overlap
             self.bytes_per_pixel = tiling.PAPER_NETWORK_BYTES_PER_PIXEL
+            self.buffer_bytes_per_pixel = tiling.BLENDED_BUFFER_BYTES_PER_PIXEL
 
     def warm_up(self, side):
         self.run(np.zeros((1, side, side, 3), np.float32))

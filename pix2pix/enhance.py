@@ -16,7 +16,7 @@ import tensorflow as tf
 from common import enhance_cli
 from common.cli import console_script
 from common.enhance_cli import ModelSource, load_saved_model
-from common.tiling import DEFAULT_OVERLAP, enhance_tiled, quantize
+from common.tiling import BLENDED_BUFFER_BYTES_PER_PIXEL, DEFAULT_OVERLAP, enhance_tiled, quantize
 from pix2pix.config import INFERENCE_MODES
 from pix2pix.gan import Pix2Pix, tone_map
 from pix2pix.hdr import write_radiance
@@ -50,6 +50,7 @@ class Pix2PixEnhancer:
         self.settings = self.task.settings(stretch)
         self.halo = DEFAULT_OVERLAP if overlap is None else overlap
         self.bytes_per_pixel = UNET_BYTES_PER_PIXEL
+        self.buffer_bytes_per_pixel = BLENDED_BUFFER_BYTES_PER_PIXEL
         if isinstance(model, keras.Model):
             wrapped = Pix2Pix.for_inference(model, self.settings.target_range, inference_mode)
             traced = tf.function(lambda x: wrapped(x, training=False),
