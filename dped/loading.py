@@ -6,7 +6,6 @@ import numpy as np
 import tensorflow as tf
 
 from common.enhance_cli import ARTIFACT_SOURCE, ModelSource, load_saved_model
-from common.errors import PhotoEnhanceError
 from common.pretrained import PRETRAINED, pretrained_checkpoint
 from dped.convert_original import load_original_checkpoint
 from dped.models import load_generator

@@ -36,3 +36,18 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def dped_sample(shared_dir):
     return shared_dir / "dped"
+
+
+def write_tiny_dped(phone_dir, n_test=2, phone="iphone"):
+    """Write a DPED-layout phone folder: 8 random 40x40 training pairs and `n_test` 32x32 test pairs (the DSLR
+    patch is the phone patch brightened by 40), into `phone_dir/{training_data,test_data/patches}/`."""
+    from common.images import write_image
+
+    rng = np.random.default_rng(0)
+    for split, n, size in (("training_data", 8, 40), ("test_data/patches", n_test, 32)):
+        for i in range(n):
+            image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            dslr = np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8)
+            for camera, pixels in ((phone, image), ("canon", dslr)):
+                write_image(pathlib.Path(phone_dir) / split / camera / f"{i}.jpg", pixels)
+

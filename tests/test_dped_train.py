@@ -14,8 +14,8 @@ import tensorflow as tf
 from common import training
 from common.cli import run_cli
 from common.errors import VGGWeightsUnavailable
-from common.images import write_image
 from common.vgg import build_vgg19_features
+from conftest import write_tiny_dped
 from dped import models, train
 from dped.gan import LOSS_PRESETS, DPEDGAN
 
@@ -27,15 +27,8 @@ TINY = ["--batch-size", "2", "--patch-size", "32", "--width", "8", "--blocks", "
 def tiny_dped(tmp_path_factory):
     """A DPED-layout folder (iphone) with 8 random 40x40 training pairs and 2 32x32 test pairs."""
     root = tmp_path_factory.mktemp("dped_data")
-    rng = np.random.default_rng(0)
-    for split, n, size in (("training_data", 8, 40), ("test_data/patches", 2, 32)):
-        for i in range(n):
-            phone = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            dslr = np.clip(phone.astype(int) + 40, 0, 255).astype(np.uint8)
-            for camera, image in (("iphone", phone), ("canon", dslr)):
-                write_image(root / "dped" / "iphone" / split / camera / f"{i}.jpg", image)
+    write_tiny_dped(root / "dped" / "iphone")
     return root
-
 
 def tiny_gan(**kwargs):
     keras.utils.set_random_seed(5)
@@ -164,6 +157,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import keras, numpy as np
     from common import training
     from common.vgg import build_vgg19_features
+from conftest import write_tiny_dped
     from dped import models
     from dped.gan import DPEDGAN
 

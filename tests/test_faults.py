@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from common.cli import run_cli
-from common.images import write_image
+from conftest import write_tiny_dped
 from dped import train as dped_train
 from pix2pix import train as pix2pix_train
 
@@ -31,15 +31,8 @@ ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
 def data_dir(tmp_path_factory):
     """A DPED-layout folder with 8 random 40x40 training pairs and 3 32x32 test pairs."""
     root = tmp_path_factory.mktemp("fault_data")
-    rng = np.random.default_rng(0)
-    for split, n, size in (("training_data", 8, 40), ("test_data/patches", 3, 32)):
-        for i in range(n):
-            phone = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            dslr = np.clip(phone.astype(int) + 40, 0, 255).astype(np.uint8)
-            for camera, image in (("iphone", phone), ("canon", dslr)):
-                write_image(root / "iphone" / split / camera / f"{i}.jpg", image)
+    write_tiny_dped(root / "iphone", n_test=3)
     return root
-
 
 def launch(out, data_dir, moment="none", step=0, extra=()):
     argv = [sys.executable, str(RUNNER), moment, str(step), "--", "--data-dir", str(data_dir), "--out", str(out),
