@@ -18,6 +18,7 @@ from PIL import Image
 from skimage.feature import match_template
 from skimage.transform import resize
 
+from common.cli import run_cli
 from common.data import dped_folders, dped_full_size_dir, paired_files
 from common.images import read_image, write_image
 from datasets import alignment, build_dped
@@ -233,17 +234,17 @@ def test_inputs_are_never_overwritten(built, tmp_path, capsys):
     root, argv, _ = built
     inside = argv[:5] + [str(root / "phone" / "sub")] + argv[6:]
     with pytest.raises(SystemExit) as exit_:
-        build_dped.run_cli(build_dped.main, inside)
+        run_cli(build_dped.main, inside)
     assert exit_.value.code == 2 and "overlap" in capsys.readouterr().err
     missing = ["--phone-dir", str(root / "nope")] + argv[2:]
     with pytest.raises(SystemExit):
-        build_dped.run_cli(build_dped.main, missing)
+        run_cli(build_dped.main, missing)
     assert "folder not found" in capsys.readouterr().err
     foreign = tmp_path / "theirs" / "myphone" / "training_data" / "keep.txt"
     foreign.parent.mkdir(parents=True)
     foreign.write_text("someone else's dataset")
     with pytest.raises(SystemExit):
-        build_dped.run_cli(build_dped.main, argv[:5] + [str(tmp_path / "theirs")] + argv[6:])
+        run_cli(build_dped.main, argv[:5] + [str(tmp_path / "theirs")] + argv[6:])
     assert "was not written by this builder" in capsys.readouterr().err
     assert foreign.read_text() == "someone else's dataset"
 
@@ -256,7 +257,7 @@ def test_a_single_usable_pair_is_refused_with_its_report(built, tmp_path, capsys
     argv = ["--phone-dir", str(tmp_path / "phone"), "--dslr-dir", str(tmp_path / "dslr"),
             "--out", str(tmp_path / "out"), "--phone", "p", "--patch-size", "64", "--no-progress"]
     with pytest.raises(SystemExit) as exit_:
-        build_dped.run_cli(build_dped.main, argv)
+        run_cli(build_dped.main, argv)
     assert exit_.value.code == 2 and "only 1 photo pair(s) gave patches" in capsys.readouterr().err
     report = json.loads((tmp_path / "out" / "p" / "build_report.json").read_text())
     assert report["photos"][0]["status"] == "ok" and not (tmp_path / "out" / "p" / "training_data").exists()

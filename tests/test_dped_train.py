@@ -154,10 +154,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.experimental.enable_op_determinism()  # the same kernels whatever else runs on the machine
     import keras, numpy as np
     from common import training
     from common.vgg import build_vgg19_features
-from conftest import write_tiny_dped
     from dped import models
     from dped.gan import DPEDGAN
 
