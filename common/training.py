@@ -295,15 +295,6 @@ class RunCheckpoint:
         return int(manifest["step"])
 
 
-def save_model_atomic(model, path):
-    """`model.save(path)` through a temporary file renamed over `path` (a crash never leaves half a file)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Callbacks
 # ----------------------------------------------------------------------------------------------------------
@@ -728,7 +719,7 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
     return step
 
 
-def finish_run(model, generator, validation, run_dir, step, save_generator=save_model_atomic):
+def finish_run(model, generator, validation, run_dir, step, save_generator):
     """End of a run: validate the final step (unless that is on record) and save the generators.
 
     `last_generator.keras` is always the final weights; `best_generator.keras` is written by the validation

@@ -42,6 +42,7 @@ from common.cli import console_script
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
 from common.images import list_images, to_rgb_uint8, write_image
+from common.photo_write import atomic_output
 from datasets import alignment
 
 _VERSION = 1
@@ -292,11 +293,11 @@ def draw_preview(phone, outlines, path):
 
 
 def _atomic_write(path, data):
+    """Write `data` to `path` through a temporary file beside it (`common.photo_write.atomic_output`)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 # ------------------------------------------------------------------------------------------ cache per pair
