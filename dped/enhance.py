@@ -95,11 +95,13 @@ def main(argv=None):
     parser = enhance_cli.build_parser("python -m dped.enhance", __doc__.split("\n")[0], SOURCES)
     parser.add_argument("--resolution", choices=RESOLUTIONS,
                         help="resize to the phone's full resolution (orig) and centre-crop; default: keep size")
-    parser.add_argument("--phone", default="iphone", choices=sorted(PHONE_RESOLUTIONS),
-                        help="phone whose full resolution --resolution refers to")
+    parser.add_argument("--phone", choices=sorted(PHONE_RESOLUTIONS),
+                        help="phone whose full resolution --resolution refers to (default iphone)")
     args = parser.parse_args(argv)
-    return enhance_cli.run(args, SOURCES, lambda model: DpedEnhancer(model, args.resolution, args.phone,
-                                                                      args.overlap))
+    if args.phone and not args.resolution:
+        raise PhotoEnhanceError("--phone applies with --resolution only (photos otherwise keep their own size)")
+    phone = args.phone or "iphone"
+    return enhance_cli.run(args, SOURCES, lambda model: DpedEnhancer(model, args.resolution, phone, args.overlap))
 
 
 cli = console_script(main)

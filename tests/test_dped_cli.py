@@ -144,3 +144,10 @@ def test_evaluate_authors_iphone_model_on_shared_pairs(dped_sample, tmp_path):
     assert m["enhanced"]["psnr_per_image"] > m["phone"]["psnr_per_image"] + 4.0
     assert m["enhanced"]["psnr_batch_mse"] < m["enhanced"]["psnr_per_image"] - 1.0  # conventions differ
     assert m["enhanced"]["ms_ssim"] > m["phone"]["ms_ssim"] + 0.05
+
+
+def test_phone_without_resolution_is_refused(tiny_weights, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(enhance.main, [str(tmp_path), "--weights", str(tiny_weights), "--output-dir", str(tmp_path / "o"),
+                               "--phone", "sony"])
+    assert exit_info.value.code == 2 and "--phone applies with --resolution only" in capsys.readouterr().err
