@@ -11,7 +11,7 @@ large as the rest of the budget allows.
 
 `enhance_tiled` runs overlapping tiles blended with raised-cosine ramps over the overlap (weights
 normalised, so flat regions stay exact): for any callable, but networks with instance norm see per-tile
-statistics there. `enhance_tiled_exact` (Keras models with `InstanceNormalization`) instead gathers the
+statistics there. `enhance_tiled_exact` (Keras models with instance norm) instead gathers the
 whole image's norm statistics tile by tile and reproduces whole-image inference to float precision, at
 about five times the compute. Both accept uint8/uint16 photos and convert tile by tile, so a 24 MP photo
 never exists as float32 in full.
@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import PhotoEnhanceError
-from common.layers import InstanceNormalization
+from common.layers import is_instance_norm
 
 DEFAULT_TILE = 768
 DEFAULT_OVERLAP = 128
@@ -280,7 +280,7 @@ def enhance_tiled_exact(model, image, halo=None, tile=DEFAULT_TILE, memory_budge
                         bytes_per_pixel=None, side=None, out_dtype=np.float32, run=None):
     """Tiled inference of a Keras functional model with instance norm that matches whole-image inference.
 
-    Per-tile instance norm would see per-tile statistics. Here every `InstanceNormalization` layer gets the
+    Per-tile instance norm would see per-tile statistics. Here every instance-norm layer gets the
     whole image's mean and variance instead, gathered in one pass over the tiles per norm layer (in graph
     order, each pass using the statistics found before it); a last pass produces the output. Each tile is
     run with a `halo` of context at least the model's receptive-field radius (18 px for the DPED
@@ -301,7 +301,7 @@ def enhance_tiled_exact(model, image, halo=None, tile=DEFAULT_TILE, memory_budge
     norms = []
 
     def swap(layer):
-        if isinstance(layer, InstanceNormalization):
+        if is_instance_norm(layer):
             norms.append(_GlobalStatsNorm(layer))
             return norms[-1]
         return layer

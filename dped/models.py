@@ -11,7 +11,7 @@ import keras
 
 from common import generators
 from common.errors import CheckpointError
-from common.layers import InstanceNormalization
+from common.layers import instance_norm, load_weights_of_either_norm
 from common.photo_write import atomic_output
 
 DPED_EPSILON = 1e-3
@@ -50,7 +50,7 @@ def build_generator(width=64, num_blocks=4, name="dped_generator"):
         skip = x
         for half in range(2):
             x = _conv(width, 3, f"conv{conv_index}")(x)
-            x = InstanceNormalization(epsilon=DPED_EPSILON, name=f"norm{norm_index}")(x)
+            x = instance_norm(epsilon=DPED_EPSILON, name=f"norm{norm_index}")(x)
             x = keras.layers.ReLU(name=f"relu{conv_index}")(x)
             conv_index += 1
             norm_index += 1
@@ -90,7 +90,7 @@ def build_discriminator(patch_size=100, logits=False, name="dped_discriminator")
     x = keras.layers.LeakyReLU(0.2, name="lrelu1")(_conv(48, 11, "conv1", strides=4)(inputs))
     for i, (filters, kernel, stride) in enumerate(((128, 5, 2), (192, 3, 1), (192, 3, 1), (128, 3, 2)), start=2):
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(_conv(filters, kernel, f"conv{i}", strides=stride)(x))
-        x = InstanceNormalization(epsilon=DPED_EPSILON, name=f"norm{i}")(x)
+        x = instance_norm(epsilon=DPED_EPSILON, name=f"norm{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     dense_init = {"kernel_initializer": keras.initializers.TruncatedNormal(stddev=0.01),
                   "bias_initializer": keras.initializers.Constant(0.01)}
@@ -128,7 +128,7 @@ def load_generator(path, width=64, num_blocks=4):
         raise CheckpointError(f"{path}: generator file not found")
     try:
         model = build_generator(width=width, num_blocks=num_blocks)
-        model.load_weights(path)
+        load_weights_of_either_norm(model, path)
         return model
     except Exception as exc:  # Keras raises ValueError, KeyError, OSError, ... for bad or mismatched files.
         raise CheckpointError(

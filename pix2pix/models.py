@@ -18,7 +18,7 @@ import itertools
 import keras
 from keras import ops
 
-from common.layers import InstanceNormalization
+from common.layers import instance_norm
 from pix2pix.layers import NoiseInjection, spectral
 
 NORMS = ("batch", "instance", "none")
@@ -35,7 +35,7 @@ def _norm_layer(norm, name):
         return keras.layers.BatchNormalization(
             momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name)
     if norm == "instance":
-        return InstanceNormalization(epsilon=1e-5, name=name)
+        return instance_norm(epsilon=1e-5, name=name)
     return None
 
 

@@ -1,11 +1,17 @@
 """Saved generators record their family and task; every loader refuses the wrong kind, naming the file;
 old files without the record are recognised by their architecture."""
+import subprocess
+import sys
+
+import keras
 import numpy as np
 import pytest
 
 from common.errors import CheckpointError
 from common.generators import identify, load_generator, save_generator
+from common.layers import InstanceNormalization, legacy_norm_twin
 from dped.models import build_generator
+from dped.models import load_generator as dped_load
 from pix2pix.loading import load_generator as load_for_task
 from pix2pix.models import build_unet
 
@@ -79,3 +85,36 @@ def test_converted_authors_checkpoint_records_dped(dped_sample, tmp_path):
     with pytest.raises(CheckpointError, match="iphone.keras: is a dped generator"):
         load_generator(out, family="pix2pix", task="deblur")
     assert load_generator(out, family="dped").name == "photoenhance.dped"
+
+
+def test_dped_generator_loads_with_plain_keras_in_a_fresh_process(models, tmp_path):
+    """A saved DPED generator holds only Keras' own layers: `keras.saving.load_model` reads it in a process
+    that never imports this project."""
+    x = np.random.default_rng(3).random((1, 12, 20, 3), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    path = save_generator(models["dped"], tmp_path / "g.keras", family="dped")
+    script = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
+              "assert not [k for k in sys.modules if k.split('.')[0] in ('common', 'dped', 'pix2pix')]; "
+              "np.save(sys.argv[3], m(np.load(sys.argv[2])).numpy())")
+    proc = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), models["dped"](x).numpy(), atol=1e-6)
+
+
+def test_files_saved_with_the_legacy_instance_norm_still_load(tmp_path):
+    """Generators written before the networks used Keras' built-in norm hold `InstanceNormalization`: their
+    `.weights.h5` (keyed by layer class) and `.keras` files load and compute the same photo."""
+    model = build_generator(width=4, num_blocks=1)
+    legacy = keras.models.clone_model(model, clone_function=legacy_norm_twin)
+    rng = np.random.default_rng(4)
+    for weight in legacy.weights:
+        weight.assign(rng.normal(0.0, 0.1, weight.shape).astype("float32"))
+    legacy.save_weights(tmp_path / "old.weights.h5")
+    legacy.save(tmp_path / "old.keras")
+    x = rng.random((1, 16, 16, 3), dtype=np.float32)
+    from_weights = dped_load(tmp_path / "old.weights.h5", width=4, num_blocks=1)
+    np.testing.assert_allclose(from_weights(x).numpy(), legacy(x).numpy(), atol=1e-5)
+    assert not any(isinstance(layer, InstanceNormalization) for layer in from_weights.layers)
+    np.testing.assert_allclose(dped_load(tmp_path / "old.keras")(x).numpy(), legacy(x).numpy(), atol=1e-6)
