@@ -8,8 +8,10 @@ after `common.degradations.phone_degrade`. `build_demo_clean` writes clean photo
 import concurrent.futures
 import functools
 import json
+import os
 import pathlib
 import shutil
+import socket
 
 import numpy as np
 import skimage.data
@@ -18,6 +20,7 @@ import tensorflow as tf
 from common.degradations import phone_degrade
 from common.errors import PhotoEnhanceError
 from common.images import to_rgb_uint8, write_image
+from common.run_folder import process_alive
 
 # Colour photographs shipped inside the scikit-image wheel (no download needed). `cat` duplicates
 # `chelsea` and `stereo_motorcycle` is a pair, of which the left view is used.
@@ -91,12 +94,37 @@ def is_complete(root, marker_name, params):
         return False
 
 
+def building_folder(parent, name):
+    """The path of this process's temporary folder for building `name` atomically under `parent`.
+
+    Several processes may build the same data at once (the workers of a cluster, two runs sharing a
+    `--data-dir`): each builds in its own folder and `publish` keeps the first finished build. Leftover
+    folders of builds whose process is gone are removed.
+    """
+    host = socket.gethostname()
+    for old in pathlib.Path(parent).glob(f".{name}.building*"):
+        owner_host, _, pid = old.name.rpartition(".building-")[2].rpartition("-")
+        if owner_host in ("", host) and not (pid.isdigit() and process_alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = pathlib.Path(parent) / f".{name}.building-{host}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
+
+
 def publish(tmp, final, marker_name, params):
-    """Finish an atomic build: write the marker and move the finished folder into place."""
+    """Finish an atomic build: write the marker and move the finished folder into place, unless another
+    process published the same build first (then this one is discarded)."""
     (tmp / marker_name).write_text(json.dumps(params))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    if not is_complete(final, marker_name, params):
+        if final.exists():
+            shutil.rmtree(final)
+        try:
+            tmp.rename(final)
+            return
+        except OSError:
+            if not is_complete(final, marker_name, params):
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=100, seed=0):
@@ -117,9 +145,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
     if is_complete(final, ".demo_complete.json", params):
         return root
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{phone}.building"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = building_folder(root, phone)
     train_photos, test_photos = _split_photos()
     rng = np.random.default_rng(seed)
     for split, photos, n, sub in (("train", train_photos, n_train, ("training_data",)),
@@ -158,19 +184,18 @@ def build_demo_clean(root, min_side=256):
     if is_complete(root, ".demo_clean_complete.json", params):
         return root
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / ".clean.building"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = building_folder(root, "clean")
     for name, photo in _named_photos().items():
         split = "test" if name in TEST_PHOTOS else "train"
         short = min(photo.shape[:2])
         if not min_side <= short <= 2 * min_side:
             photo = _resize_short_side(photo, min(max(short, min_side), 2 * min_side))
         write_image(tmp / split / f"{name}.png", photo)
-    for split in ("train", "test"):
-        if (root / split).exists():
-            shutil.rmtree(root / split)
-        (tmp / split).rename(root / split)
-    (root / ".demo_clean_complete.json").write_text(json.dumps(params))
+    if not is_complete(root, ".demo_clean_complete.json", params):  # else another process finished first
+        for split in ("train", "test"):
+            if (root / split).exists():
+                shutil.rmtree(root / split)
+            (tmp / split).rename(root / split)
+        (root / ".demo_clean_complete.json").write_text(json.dumps(params))
     shutil.rmtree(tmp)
     return root

@@ -33,7 +33,8 @@ class RunFolderBusy(PhotoEnhanceError):
     """Another live process is training in this run folder."""
 
 
-def _process_alive(pid):
+def process_alive(pid):
+    """Whether process `pid` runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,7 +89,7 @@ class RunFolder:
         except (OSError, ValueError):
             holder = {}
         pid, host = holder.get("pid"), holder.get("host")
-        if isinstance(pid, int) and (host != socket.gethostname() or _process_alive(pid)):
+        if isinstance(pid, int) and (host != socket.gethostname() or process_alive(pid)):
             raise RunFolderBusy(
                 f"{self.path} is in use by process {pid} on {host} (started {holder.get('started')}); wait for it "
                 f"to finish, stop it, or train into another --out (if that process is really gone, delete {lock})")

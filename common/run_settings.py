@@ -23,8 +23,9 @@ class RunSettings:
     keep_checkpoints: int = setting(3, "how many checkpoints to keep (at least 1)", on_resume="change")
     val_limit: int = setting(None, "validate on the first N validation pairs only (default: all)", kind=int)
     seed: int = setting(0, "seed of initialisation, data split, batches and random draws")
-    strategy: str = setting("default", "default (one device) or mirrored (all local GPUs, or logical CPUs; the "
-                            "same update as one device)", choices=tuple(STRATEGIES), on_resume="free")
+    strategy: str = setting("default", "default (one device), mirrored (all local GPUs, or logical CPUs), "
+                            "multiworker (the machines of $TF_CONFIG) or tpu; each makes the same update as one "
+                            "device with the same --batch-size", choices=tuple(STRATEGIES), on_resume="free")
     mixed_precision: str = setting("auto", "float16 compute with loss scaling; auto = on with a GPU",
                                    choices=("auto", "on", "off"))
     jit_compile: bool = setting(False, "XLA-compile the training step", on_resume="free")

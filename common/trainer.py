@@ -5,12 +5,13 @@ A model family is a `Recipe`: its settings dataclass, its data, its GAN (`keras.
 
 1. flags generated from the settings dataclass; the settings layered (defaults < preset/demo < flags) and
    checked, so a flag either acts or is refused;
-2. the run folder locked (`common.run_folder`), leftovers of a killed process removed;
+2. the distribution strategy created; the run folder locked (`common.run_folder`), leftovers of a killed
+   process removed; on a cluster only the chief writes `--out` (`common.cluster`);
 3. on resume, the recorded settings compared with the command's: a setting that cannot change
    (architecture, batch, data, seed) refuses the command, listing each difference; one that may (learning
    rate, loss weights, iterations, cadences) takes effect from the resume step and is recorded in
    config.json and history.jsonl;
-4. precision, strategy and the GAN built in its scope; the checkpoint restored;
+4. precision set and the GAN built in the strategy's scope; the checkpoint restored;
 5. `fit` driven step-exactly (`common.training.fit_steps`) with the callbacks in the order that keeps a
    killed run exact: NaN guard, logged-mean state, history, TensorBoard, validation (best model), then the
    checkpoint of that step;
@@ -27,7 +28,7 @@ import time
 
 import keras
 
-from common import config, training
+from common import cluster, config, training
 from common.cli import console_script
 from common.errors import PhotoEnhanceError
 from common.generators import save_generator
@@ -109,9 +110,16 @@ def command(recipe, argv=None):
     settings = recipe.settings(given, args)
     check_settings(settings, given)
     recipe.check(settings, given)
-    run = RunFolder(settings.out or recipe.default_out(settings))
-    with run.lock():
-        return train(recipe, settings, run)
+    out = settings.out or recipe.default_out(settings)
+    strategy = training.get_strategy(settings.strategy)  # first: a cluster must start before other TF work
+    with cluster.peers_watched():
+        if not cluster.is_chief(strategy):
+            print(f"note: this worker trains with the cluster; the chief alone writes {out}", file=sys.stderr)
+            with cluster.worker_folder(out) as folder:
+                return train(recipe, settings, RunFolder(folder), strategy)
+        run = RunFolder(out)
+        with run.lock():
+            return train(recipe, settings, run, strategy)
 
 
 def entry_points(recipe):
@@ -129,8 +137,9 @@ def check_settings(settings, given):
                                        "keep_checkpoints", "val_limit"))
 
 
-def train(recipe, settings, run):
-    """Run (or resume) training in the locked `run` folder; returns the summary (also summary.json)."""
+def train(recipe, settings, run, strategy):
+    """Run (or resume) training in the locked `run` folder under `strategy`; returns the summary (also
+    summary.json)."""
     t0 = time.time()
     start = training.checkpoint_step(run / "checkpoints")
     record = resume_record(recipe, settings, run, start)
@@ -139,7 +148,6 @@ def train(recipe, settings, run):
     data = recipe.open_data(settings, run)
     notes = []
     mixed = training.configure_precision(settings.mixed_precision)
-    strategy = training.get_strategy(settings.strategy)
     replicas = strategy.num_replicas_in_sync
     if settings.batch_size % replicas:
         raise PhotoEnhanceError(f"--batch-size {settings.batch_size} must be divisible by the {replicas} replicas")

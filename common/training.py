@@ -2,8 +2,9 @@
 
 What a GAN trainer gets from here, in the order it uses it:
 
-- `get_strategy(name)`: "default" (one device) or "mirrored" (all local GPUs / logical devices). Build the
-  models, optimizers, metrics and the GAN itself inside `strategy.scope()`.
+- `get_strategy(name)`: "default" (one device), "mirrored" (all local GPUs / logical devices),
+  "multiworker" (the machines of `$TF_CONFIG`) or "tpu" (`common.cluster`). Create it before any other
+  TensorFlow work; build the models, optimizers, metrics and the GAN itself inside `strategy.scope()`.
 - `configure_precision(mode)`: "auto" (mixed float16 when a GPU is present), "on"/True, "off"/False. Call
   it before building any model; returns whether mixed precision is on.
 - `make_adam(lr, ..., mixed=...)`: Adam, wrapped in `keras.optimizers.LossScaleOptimizer` when mixed.
@@ -49,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from common import metrics
+from common import cluster, metrics
 from common.errors import CheckpointError, TrainingDiverged
 
 HISTORY_FILE = "history.jsonl"
@@ -67,8 +68,10 @@ def _mirrored():
     return tf.distribute.MirroredStrategy(devices)
 
 
-STRATEGIES = {"default": tf.distribute.get_strategy, "mirrored": _mirrored}
-"""Distribution strategies by name: one device, or every local GPU (the logical CPU devices without one)."""
+STRATEGIES = {"default": tf.distribute.get_strategy, "mirrored": _mirrored,
+              "multiworker": cluster.multiworker_strategy, "tpu": cluster.tpu_strategy}
+"""Distribution strategies by name: one device; every local GPU (the logical CPU devices without one); the
+machines of `$TF_CONFIG`; a TPU (`common.cluster`)."""
 
 
 def get_strategy(name="default"):
@@ -76,6 +79,27 @@ def get_strategy(name="default"):
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
     return STRATEGIES[name]()
+
+
+class PrebuiltGAN(keras.Model):
+    """Base of the project's GANs, which build every network, optimizer and metric before `fit`.
+
+    `fit` therefore skips Keras' symbolic build, which infers shapes from a first batch reduced across the
+    replicas and fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). Without a strategy scope
+    Keras skips it too, so one device, mirrored and multi-worker runs all train the same built model.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return None
+
+    @staticmethod
+    def step_logs(trackers):
+        """`train_step`'s return value: each tracker's result; shape [1] on a cluster of several workers,
+        where Keras reduces the logs along axis 0 and a scalar fails (the same Keras issue)."""
+        logs = {name: tracker.result() for name, tracker in trackers.items()}
+        if cluster.worker_count(tf.distribute.get_strategy()) > 1:
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
 
 def configure_precision(mode="auto"):
@@ -677,6 +701,14 @@ class ProgressBar(StepCallback):
 # ----------------------------------------------------------------------------------------------------------
 # Driving fit
 # ----------------------------------------------------------------------------------------------------------
+def _by_batch_slices():
+    """tf.data options that give each worker of a cluster its slice of every global batch (the batches are
+    keyed on the step, not read from files, so sharding by file cannot apply)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
 def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, callbacks=(), verbose=0):
     """Train steps `start_step` .. `iterations` with `model.fit`; return the number of completed steps.
 
@@ -703,7 +735,7 @@ def fit_steps(model, make_dataset, *, start_step, iterations, steps_per_epoch, c
                 whole = (iterations - step) // steps_per_epoch
                 chunk_epochs, spe = (whole, steps_per_epoch) if whole else (1, iterations - step)
             initial_epoch = step // steps_per_epoch
-            model.fit(make_dataset(step), epochs=initial_epoch + chunk_epochs, initial_epoch=initial_epoch,
+            model.fit(make_dataset(step).with_options(_by_batch_slices()), epochs=initial_epoch + chunk_epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
             for cb in callbacks:
                 if isinstance(cb, NaNGuard) and cb.error is not None:

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from common import losses, metrics as image_metrics
-from common.training import build_optimizers, global_batch_size, replica_slice
+from common.training import PrebuiltGAN, build_optimizers, global_batch_size, replica_slice
 
 LOSS_PRESETS = {
     "code": {"content": 10.0, "color": 0.5, "texture": 1.0, "tv": 2000.0},
@@ -48,7 +48,7 @@ def resolve_loss_weights(preset="code", **overrides):
     return weights
 
 
-class DPEDGAN(keras.Model):
+class DPEDGAN(PrebuiltGAN):
     """The DPED generator trained against the texture discriminator with the content/color/tv losses.
 
     Args:
@@ -184,7 +184,7 @@ class DPEDGAN(keras.Model):
         for key, value in values.items():
             self.trackers[key].update_state(value * replicas)
         self.trackers["d_accuracy"].update_state(accuracy)
-        return {k: t.result() for k, t in self.trackers.items()}
+        return self.step_logs(self.trackers)
 
     def test_step(self, data):
         """PSNR and SSIM (output clipped to [0, 1]) of validation pairs `(phone, dslr)`."""

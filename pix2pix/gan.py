@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from common import losses as L
 from common.metrics import psnr, ssim
+from common.training import PrebuiltGAN
 
 INFERENCE_MODES = ("moving", "batch")
 TARGET_RANGES = ("symmetric", "linear")
@@ -41,7 +42,7 @@ def tone_map(x):
     return x / (1.0 + x)
 
 
-class Pix2Pix(keras.Model):
+class Pix2Pix(PrebuiltGAN):
     """The conditional GAN; `call(condition)` returns the enhanced image in the unit (or linear HDR) range.
 
     `vgg`: a `common.vgg.build_vgg19_features` model for the perceptual and content terms (required when
@@ -232,7 +233,7 @@ class Pix2Pix(keras.Model):
         self.trackers["g_loss"].update_state(g_loss)
         for name, value in terms.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
-        return {name: self.trackers[name].result() for name in self.logged}
+        return self.step_logs({name: self.trackers[name] for name in self.logged})
 
     def test_step(self, data):
         condition, target = tf.cast(data[0], tf.float32), tf.cast(data[1], tf.float32)

@@ -191,7 +191,7 @@ def test_precision_and_optimizers():
     opt = training.make_adam(5e-4)
     assert (float(opt.beta_1), float(opt.beta_2), float(opt.epsilon)) == (0.9, 0.999, 1e-8)
     with pytest.raises(ValueError, match="unknown strategy"):
-        training.get_strategy("tpu")
+        training.get_strategy("parameter_server")
 
 
 def test_tensorboard_logger_writes_scalars_and_image_grids(tmp_path):

@@ -12,7 +12,6 @@ linear light.
 import dataclasses
 import pathlib
 import re
-import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -208,9 +207,7 @@ def build_demo_hdr(root, n_crops=4, size=256, seed=0):
     if demo_data.is_complete(root, marker, params):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = demo_data.building_folder(root.parent, root.name)
     photos = demo_data.named_demo_photos()
     val_photo = [n for n in photos if n not in demo_data.TEST_PHOTOS][-1]
     rng = np.random.default_rng(seed)

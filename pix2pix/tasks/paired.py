@@ -9,7 +9,6 @@ size, but the two photos of a pair must have the same size: training takes rando
 are refused with their names. Baseline: the input itself.
 """
 import pathlib
-import shutil
 
 from common import data as D
 from common import demo_data
@@ -88,9 +87,7 @@ def build_demo_paired(root, min_side=DEMO_SIZE, seed=DEMO_SEED):
     if demo_data.is_complete(final, marker, params):
         return final
     clean = demo_data.build_demo_clean(root / "clean", min_side=min_side)
-    tmp = root / ".paired.building"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = demo_data.building_folder(root, "paired")
     for offset, split in enumerate(("train", "test")):
         for i, path in enumerate(list_images(clean / split)):
             target = read_unit(path)
