@@ -45,7 +45,10 @@ BLENDED_BUFFER_BYTES_PER_PIXEL = TILED_BUFFER_BYTES_PER_PIXEL + 24
 WHOLE_BUFFER_BYTES_PER_PIXEL = 64
 # Tiled runs trace one function per instance-norm layer (the exact mode) and keep tile buffers: with
 # 64 MB reserved, a 1280x720 photo at a 1,024 MB budget peaked at 1,033 MB (benchmarks/enhance_memory.py).
-TILED_FIXED_BYTES = 112 * 2**20
+# The rest is run-to-run spread of TensorFlow's scratch memory: on an AMD EPYC (AVX2), a 800x600 photo at
+# a 900 MB budget peaked at 883-926 MB with 112 MB reserved; with 176 MB and malloc arenas capped to the
+# core count (`common/__init__.py`) at 807-840 MB over four runs (child ru_maxrss).
+TILED_FIXED_BYTES = 176 * 2**20
 
 
 def estimate_memory_bytes(height, width, channels=64, live_tensors=8, bytes_per_value=4):
