@@ -3,14 +3,15 @@
 `pretrained_checkpoint("iphone")` returns the TF1 checkpoint prefix (`$KERAS_HOME/models/iphone_orig`)
 after `keras.utils.get_file` has put both files there under their upstream names and checked their
 pinned sha256. Once cached, no network is needed. Offline and not cached, `PretrainedUnavailable` says
-which URL failed and which folder to put the files in by hand. `dped.convert_original` reads the prefix.
+which URL failed and which folder to put the files in by hand; with `PHOTOENHANCE_OFFLINE=1`
+(`common.downloads`) nothing is fetched at all. `dped.convert_original` reads the prefix.
 """
 import dataclasses
-import os
 import pathlib
 
 import keras
 
+from common.downloads import OFFLINE_ENV, downloads_off, keras_cache_dir, sha256_matches
 from common.errors import PhotoEnhanceError
 
 DPED_ORIG = "https://raw.githubusercontent.com/aiff22/DPED/master/models_orig/"
@@ -58,13 +59,6 @@ PRETRAINED = {
 }
 
 
-def keras_cache_dir():
-    """The folder `keras.utils.get_file` caches into by default: `$KERAS_HOME`, else `~/.keras`.
-
-    Read at call time (Keras reads it once at import), so a changed `KERAS_HOME` takes effect."""
-    return pathlib.Path(os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")))
-
-
 def pretrained_checkpoint(name):
     """Fetch (or find in the cache) the checkpoint `name` and return its TF1 prefix as a `pathlib.Path`."""
     if name not in PRETRAINED:
@@ -74,6 +68,11 @@ def pretrained_checkpoint(name):
     paths = []
     for file_name, sha256 in entry.files():
         url = entry.base_url + file_name
+        if downloads_off() and not sha256_matches(cache_dir / CACHE_SUBDIR / file_name, sha256):
+            raise PretrainedUnavailable(
+                f"pretrained {name!r}: {file_name} is not in {cache_dir / CACHE_SUBDIR} (or fails its sha256) and "
+                f"{OFFLINE_ENV} forbids downloads; download {entry.prefix}.index and {entry.prefix}{DATA_SUFFIX} "
+                f"from {entry.base_url} into {cache_dir / CACHE_SUBDIR}")
         try:
             paths.append(pathlib.Path(keras.utils.get_file(
                 file_name, url, file_hash=sha256, hash_algorithm="sha256", cache_subdir=CACHE_SUBDIR,

@@ -13,7 +13,8 @@ Pooling. Keras pools VALID (100 -> 50, 25, 12, 6); the authors' VGG pools SAME (
 
 Weights. `"imagenet"`: the file named by `$VGG19_WEIGHTS` if set, else Keras' cache
 (`$KERAS_HOME` or `~/.keras`, `models/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`), else a
-download through `keras.utils.get_file`; offline, `VGGWeightsUnavailable` says how to provide the file.
+download through `keras.utils.get_file` (never with `PHOTOENHANCE_OFFLINE=1`); offline,
+`VGGWeightsUnavailable` says how to provide the file.
 A path loads that file (Keras' legacy `.h5` layout, with or without the classifier top, or a Keras 3
 `.weights.h5` of `keras.applications.VGG19(include_top=False)`). `None`: random weights (tests only).
 """
@@ -24,6 +25,7 @@ import h5py
 import keras
 import numpy as np
 
+from common.downloads import OFFLINE_ENV, downloads_off, keras_cache_dir
 from common.errors import PhotoEnhanceError, VGGWeightsUnavailable
 
 DEFAULT_WEIGHTS_ENV = "VGG19_WEIGHTS"
@@ -124,8 +126,7 @@ class VGGFeatures(keras.Model):
 
 
 def _keras_cache_path():
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return os.path.join(home, "models", WEIGHTS_FILENAME)
+    return str(keras_cache_dir() / "models" / WEIGHTS_FILENAME)
 
 
 def _how_to_provide():
@@ -172,6 +173,9 @@ def _resolve_weights(weights):
     cached = _keras_cache_path()
     if os.path.isfile(cached):
         return cached
+    if downloads_off():
+        raise VGGWeightsUnavailable(f"ImageNet VGG-19 weights are not cached and {OFFLINE_ENV} forbids downloads; "
+                                    f"{_how_to_provide()}")
     try:
         return os.path.abspath(_download_imagenet_weights())
     except Exception as exc:  # get_file raises bare Exception on URL failures

@@ -231,3 +231,12 @@ def test_missing_or_bad_files_name_the_file(tmp_path, monkeypatch):
     _write_keras_legacy_h5(small, partial)
     with pytest.raises(VGGWeightsUnavailable, match="partial.h5: no layer 'block1_conv2'"):
         vgg.build_vgg19_features(("block1_conv2",), weights=partial)
+
+
+def test_offline_env_fails_without_trying_the_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOTOENHANCE_OFFLINE", "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv(vgg.DEFAULT_WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(vgg, "_check_reachable", lambda timeout=5.0: pytest.fail("must not touch the network"))
+    with pytest.raises(VGGWeightsUnavailable, match="PHOTOENHANCE_OFFLINE forbids downloads"):
+        vgg.build_vgg19_features(("block1_conv1",), weights="imagenet")
