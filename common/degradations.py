@@ -8,7 +8,9 @@ function of `(image, seed)`.
 - `gaussian_blur`: the deblurring task of seed 000 (DSLR patches blurred with sigma = 1).
 - `overexpose` / `inverse_overexpose`: the overexposure task of seed 003 (clip in linear light, gamma 2.2)
   and its exact inverse, the paper's classical baseline.
-- `phone_degrade`: a phone-like chain (blur, noise, colour cast, tone shift, JPEG) for offline demos.
+- `phone_degrade`: a phone-like chain (blur, noise, colour cast, tone shift, JPEG), drawn per image.
+- `phone_camera`: one fixed phone "look" (the same tone, colour and blur on every shot) plus per-shot noise
+  and JPEG: the offline demo's data, a mapping a generator can learn as DPED's real pairs are.
 - `contrast_stretch`: seed 000's post-processing `(G - 10) / (240 - 10)`.
 """
 import math
@@ -185,6 +187,38 @@ def phone_degrade(images, seed, strength=1.0):
     q_low = max(10.0, min(95.0, 95.0 - 55.0 * strength))
     q_high = max(10.0, min(95.0, 95.0 - 25.0 * strength)) + 1.0
     quality = tf.cast(tf.floor(uniform(6, [n], q_low, q_high)), tf.int32)
+    return _restore(_jpeg_each(x, quality), single)
+
+
+def phone_camera(images, seed, gamma=1.25, contrast=0.8, saturation=0.7, gains=(0.96, 1.0, 1.07),
+                 blur_sigma=1.0, noise=1.0, jpeg_quality=(70, 85)):
+    """Render clean photos as one particular cheap phone camera would, deterministically for a seed.
+
+    Unlike `phone_degrade`, the camera's look is the same for every image, as a real phone's is, so the
+    mapping back is learnable and a model trained on it improves held-out shots (the offline demo's data):
+    1. optics: Gaussian blur of `blur_sigma` (0 = none);
+    2. tone: `x ** gamma`, then contrast scaled by `contrast` around mid-grey;
+    3. colour: saturation scaled by `saturation` around each pixel's grey, then per-channel `gains`;
+    4. sensor noise (per shot): Gaussian, std `noise * (0.004 + 0.015 * sqrt(x))`;
+    5. JPEG (per shot): quality drawn in `jpeg_quality` (inclusive).
+    """
+    images, single = _as_batch(images)
+    seed = _seed_pair(seed)
+    if images.shape[-1] != 3:
+        raise PhotoEnhanceError(f"phone_camera expects RGB images, got {images.shape[-1]} channels")
+    low, high = (int(q) for q in jpeg_quality)
+    if not 1 <= low <= high <= 100:
+        raise PhotoEnhanceError(f"phone_camera jpeg_quality must be 1 <= low <= high <= 100, got {jpeg_quality}")
+    x = tf.clip_by_value(images, 0.0, 1.0)
+    if blur_sigma > 0:
+        x = gaussian_blur(x, blur_sigma)
+    x = 0.5 + contrast * (tf.pow(tf.maximum(x, 0.0), gamma) - 0.5)
+    grey = tf.reduce_mean(x, axis=-1, keepdims=True)
+    x = (grey + saturation * (x - grey)) * tf.constant(gains, tf.float32)
+    noise_std = noise * (0.004 + 0.015 * tf.sqrt(tf.clip_by_value(x, 0.0, 1.0)))
+    x = tf.clip_by_value(x + noise_std * tf.random.stateless_normal(tf.shape(x), seed=_sub_seed(seed, 1)), 0.0, 1.0)
+    quality = tf.random.stateless_uniform([tf.shape(x)[0]], seed=_sub_seed(seed, 2), minval=low, maxval=high + 1,
+                                          dtype=tf.int32)
     return _restore(_jpeg_each(x, quality), single)
 
 

@@ -2,7 +2,8 @@
 
 `build_demo_dped` writes a dataset in the released DPED layout, so every DPED and pix2pix tool runs on it
 unchanged (`--demo`): the "DSLR" side is clean patches of the photos, the "phone" side the same patches
-after `common.degradations.phone_degrade`. `build_demo_clean` writes clean photos for the synthetic tasks
+as one fixed phone camera renders them (`common.degradations.phone_camera`: its tone, colour and blur on
+every shot, noise and JPEG per shot), a mapping a few hundred fine-tuning steps learn. `build_demo_clean` writes clean photos for the synthetic tasks
 (deblurring, overexposure). Train and test use different photos, so test scores are on unseen pictures.
 """
 import concurrent.futures
@@ -17,7 +18,7 @@ import numpy as np
 import skimage.data
 import tensorflow as tf
 
-from common.degradations import phone_degrade
+from common.degradations import phone_camera
 from common.errors import PhotoEnhanceError
 from common.images import to_rgb_uint8, write_image
 from common.run_folder import process_alive
@@ -28,6 +29,7 @@ DEMO_PHOTOS = ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field
                "stereo_motorcycle", "chelsea", "coffee")
 TEST_PHOTOS = ("chelsea", "coffee")
 _VERSION = 1
+_DPED_VERSION = 2  # 2: phone_camera's fixed look instead of phone_degrade's per-image draws
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,7 +133,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
     """Write a small DPED-layout dataset under `root` (the folder that plays `dped/`) and return `root`.
 
     `<root>/<phone>/training_data/{<phone>,canon}/<i>.jpg`, `test_data/patches/{<phone>,canon}/<i>.jpg`
-    and `test_data/full_size_test_images/<i>.jpg` (whole test photos, phone-degraded). Photos are scaled
+    and `test_data/full_size_test_images/<i>.jpg` (whole test photos, as the phone renders them). Photos are scaled
     to a short side of 4 patches, so a patch holds a recognisable part of a picture. A finished dataset
     with the same parameters is reused; an interrupted build is redone.
     """
@@ -139,7 +141,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
         if not isinstance(value, int) or value < 1:
             raise PhotoEnhanceError(f"{name} must be a positive int, got {value!r}")
     root = pathlib.Path(root).expanduser()
-    params = {"version": _VERSION, "phone": phone, "n_train": n_train, "n_test": n_test,
+    params = {"version": _DPED_VERSION, "phone": phone, "n_train": n_train, "n_test": n_test,
               "patch_size": patch_size, "seed": seed}
     final = root / phone
     if is_complete(final, ".demo_complete.json", params):
@@ -153,7 +155,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
         scaled = [_resize_short_side(p, 4 * patch_size) for p in photos]
         clean = _random_patches(scaled, n, patch_size, rng)
         degraded = np.concatenate([
-            phone_degrade(clean[i: i + 256], seed=[seed, (1 if split == "train" else 2) * 1_000_003 + i]).numpy()
+            phone_camera(clean[i: i + 256], seed=[seed, (1 if split == "train" else 2) * 1_000_003 + i]).numpy()
             for i in range(0, n, 256)])
         folder = tmp.joinpath(*sub)
         (folder / phone).mkdir(parents=True)
@@ -164,7 +166,7 @@ def build_demo_dped(root, phone="iphone", n_train=1000, n_test=100, patch_size=1
             for job in jobs:
                 job.result()
     for i, photo in enumerate(test_photos):
-        full = phone_degrade(photo.astype(np.float32) / 255.0, seed=[seed, 3 * 1_000_003 + i]).numpy()
+        full = phone_camera(photo.astype(np.float32) / 255.0, seed=[seed, 3 * 1_000_003 + i]).numpy()
         write_image(tmp / "test_data" / "full_size_test_images" / f"{i}.jpg", full)
     publish(tmp, final, ".demo_complete.json", params)
     return root

@@ -35,6 +35,9 @@ class DPEDSettings(RunSettings):
                 "tv": self.tv_weight}
 
 
-DEMO = {"iterations": 200, "batch_size": 4, "patch_size": 40, "eval_every": 100, "log_every": 10}
-"""What `--demo` changes: a CPU-sized run of a few minutes on the offline demo dataset."""
+DEMO = {"iterations": 200, "batch_size": 4, "patch_size": 40, "eval_every": 100, "log_every": 10, "tv_weight": 0.0}
+"""What `--demo` changes: a CPU-sized run of a few minutes on the offline demo dataset, fine-tuning the
+authors' model when it is available (`dped.recipe.demo_start`). No TV term: offline the content loss is
+off (no VGG-19 weights), and the code preset's TV weight of 2000, unbalanced, blurs the photo in 200 steps
+(measured on the demo data: 25.1 dB / SSIM 0.67 with it, 27.4 dB / SSIM 0.81 without; input 19.6 / 0.79)."""
 DEMO_DATASET = {"n_train": 400, "n_test": 24, "patch_size": 100}

@@ -2,18 +2,19 @@
 import argparse
 import os
 import pathlib
+import sys
 
 from common import config, data, training
 from common.demo_data import build_demo_dped
 from common.errors import PhotoEnhanceError
 from common.export import export_saved_model
-from common.pretrained import PRETRAINED, pretrained_checkpoint
+from common.pretrained import PRETRAINED, PretrainedUnavailable, pretrained_checkpoint
 from common.trainer import Recipe
 from common.vgg import DPED_CONTENT_LAYERS, loss_features
 from datasets.dped import data_sources
 from dped import models
 from dped.convert_original import load_original_checkpoint
-from dped.config import DEMO, DEMO_DATASET, DPEDSettings
+from dped.config import DEMO, DEMO_DATASET, PHONES, DPEDSettings
 from dped.gan import DPEDGAN, resolve_loss_weights
 
 DATA_ENV = "DPED_DIR"
@@ -62,6 +63,28 @@ def initialise(generator, source, notes):
     notes.append(f"generator initialised from {source}")
 
 
+def demo_start(given):
+    """Where `--demo` starts when no `--init-from` is given: the authors' model of `--phone` when it is cached
+    or can be fetched (a few hundred steps from it learn the demo camera; from scratch they do not beat the
+    input), else nothing, with a note saying why."""
+    if "init_from" in given:
+        return given["init_from"]
+    phone = given.get("phone", DPEDSettings.phone)
+    if phone not in PHONES:
+        reason = f"the authors have no model for --phone {phone}"
+    elif any(given.get(k, getattr(DPEDSettings, k)) != getattr(DPEDSettings, k) for k in ("width", "blocks")):
+        reason = "--width/--blocks differ from the authors' models"
+    else:
+        try:
+            pretrained_checkpoint(phone)
+            return phone
+        except PretrainedUnavailable as exc:
+            reason = str(exc)
+    print(f"note: --demo trains from scratch, which in its few steps does not beat the input: {reason}",
+          file=sys.stderr)
+    return None
+
+
 class DPEDRecipe(Recipe):
     family = "dped"
     settings_class = DPEDSettings
@@ -70,10 +93,12 @@ class DPEDRecipe(Recipe):
         p = argparse.ArgumentParser(prog="python -m dped.train", description=DESCRIPTION, epilog=EPILOG,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         shown = {k: f"{getattr(DPEDSettings, k)}; demo {v}" for k, v in DEMO.items()}
+        shown["init_from"] = "None; demo: the authors' model of --phone when cached or downloadable"
         return config.add_flags(p, DPEDSettings, shown)
 
     def settings(self, given, args):
-        return config.layered(DPEDSettings, DEMO if given.get("demo") else {}, given)
+        demo = {**DEMO, "init_from": demo_start(given)} if given.get("demo") else {}
+        return config.layered(DPEDSettings, demo, given)
 
     def check(self, settings, given):
         if settings.patch_size < 32:

@@ -285,7 +285,9 @@ DPED = [
         training in Colab choose a GPU runtime and leave `SMOKE = False`.
 
         **Data.** `DATA_SOURCE = "demo"` builds a small DPED-layout dataset from scikit-image's sample photos
-        (the pipeline runs end to end, but the result is not a real enhancer). For the real dataset, download
+        as one fixed phone camera would render them; training on it fine-tunes the authors' model of `PHONE`
+        when it is available (a few hundred steps then beat the input), else starts from scratch (the pipeline
+        runs end to end, but the result is not a real enhancer). For the real dataset, download
         DPED from the authors' project page (`http://people.ee.ethz.ch/~ihnatova/`), then either
         - `DATA_SOURCE = "drive"`: upload it to Google Drive, preferably as one zip of the `dped` folder (reading
           160K small files from Drive is very slow; the zip is unpacked to the Colab disk), and set
@@ -320,7 +322,7 @@ DPED = [
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
         VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss; empty: Keras' cache or a download
         PRETRAINED_DIR = ""        # folder with the authors' <phone>_orig.* files; "" downloads them
-        ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints from GitHub when PRETRAINED_DIR is empty
+        ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints (Keras' cache) when PRETRAINED_DIR is empty; False: no downloads
         PHOTOS_DIR = ""            # your photos to enhance; empty: an upload in Colab, else the demo photos
         MAX_PHOTOS = 4
         RESOLUTION = ""            # "" keeps each photo's size; orig | high | medium | small | tiny (authors' test)
@@ -338,9 +340,6 @@ DPED = [
         photos are processed in overlapping tiles so they fit in memory.
     """),
     code('''
-        import urllib.request
-
-        PRETRAINED_URL = "https://raw.githubusercontent.com/aiff22/DPED/master/models_orig/"
         ORIGINAL = None
         if PRETRAINED_DIR:
             ORIGINAL = pathlib.Path(PRETRAINED_DIR).resolve() / f"{PHONE}_orig"
@@ -348,18 +347,14 @@ DPED = [
                 raise FileNotFoundError(f"{ORIGINAL}.index not found: PRETRAINED_DIR must hold {PHONE}_orig.index "
                                         f"and {PHONE}_orig.data-00000-of-00001")
         elif ALLOW_DOWNLOADS:
-            folder = WORK / "pretrained"
-            folder.mkdir(parents=True, exist_ok=True)
-            for suffix in (".index", ".data-00000-of-00001"):
-                target = folder / f"{PHONE}_orig{suffix}"
-                if not target.is_file():
-                    try:
-                        urllib.request.urlretrieve(PRETRAINED_URL + target.name, target)
-                    except OSError as error:
-                        print(f"could not download {target.name} ({error}); the authors' model is skipped")
-                        break
-            else:
-                ORIGINAL = folder / f"{PHONE}_orig"
+            from common.pretrained import PretrainedUnavailable, pretrained_checkpoint
+
+            try:
+                ORIGINAL = pretrained_checkpoint(PHONE)  # into Keras' cache, hash-checked, once
+            except PretrainedUnavailable as error:
+                print(f"{error}; the authors' model is skipped")
+        if not ALLOW_DOWNLOADS:
+            ENV["PHOTOENHANCE_OFFLINE"] = "1"  # and the commands below never download either
         print(f"authors' checkpoint: {ORIGINAL or 'not available (offline or smoke run)'}")
     '''),
     code('''
@@ -472,8 +467,10 @@ DPED = [
         for folder in (TRAIN_DIR / PHONE, TRAIN_DIR / "canon", TEST_DIR / PHONE, TEST_DIR / "canon"):
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} not found: expected the DPED layout described above under {DATA}")
-        # --demo: demo-sized defaults, and without the VGG-19 weights (offline) the content term is left out.
-        DATA_ARGS = ["--demo", "--data-dir", DATA] if DATA_SOURCE == "demo" else ["--data-dir", DATA]
+        # --demo: demo-sized defaults, fine-tuning the authors' checkpoint found above (if any), and without
+        # the VGG-19 weights (offline) the content term is left out.
+        DATA_ARGS = (["--demo", "--data-dir", DATA, *(["--init-from", ORIGINAL] if ORIGINAL else [])]
+                     if DATA_SOURCE == "demo" else ["--data-dir", DATA])
         print(f"data: {DATA}: {len(list_images(TRAIN_DIR / PHONE))} training pairs, "
               f"{len(list_images(TEST_DIR / PHONE))} test pairs")
     '''),

@@ -108,3 +108,32 @@ def test_phone_degrade_in_tf_data_with_tensor_seed():
     ds = tf.data.Dataset.from_tensors(x).map(lambda im: deg.phone_degrade(im, tf.constant([3, 4], tf.int64)))
     out = next(iter(ds)).numpy()
     np.testing.assert_array_equal(out, deg.phone_degrade(x, [3, 4]).numpy())
+
+
+def test_phone_camera_closed_form_on_flat_colours():
+    # Flat colours: blur and JPEG leave them (nearly) unchanged, so the camera's tone and colour show exactly.
+    colours = np.array([[0.2, 0.5, 0.8], [0.9, 0.3, 0.1], [0.5, 0.5, 0.5]], np.float32)
+    x = np.broadcast_to(colours[:, None, None, :], (3, 16, 16, 3)).copy()
+    got = deg.phone_camera(x, seed=1, noise=0.0, jpeg_quality=(100, 100)).numpy()[:, 8, 8]
+    tone = 0.5 + 0.8 * (colours ** 1.25 - 0.5)
+    grey = tone.mean(-1, keepdims=True)
+    want = np.clip((grey + 0.7 * (tone - grey)) * [0.96, 1.0, 1.07], 0, 1)
+    np.testing.assert_allclose(got, want, atol=2.5 / 255)
+
+
+def test_phone_camera_one_look_per_camera_noise_per_shot():
+    x = tf.random.stateless_uniform([2, 32, 32, 3], seed=[0, 1]).numpy()
+    a = deg.phone_camera(x, seed=[4, 5]).numpy()
+    np.testing.assert_array_equal(a, deg.phone_camera(x, seed=[4, 5]).numpy())
+    b = deg.phone_camera(x, seed=[4, 6]).numpy()
+    assert 0 < np.abs(a - b).mean() < 0.02  # other noise and JPEG, the same tone and colour
+    assert np.abs(a.mean(axis=(1, 2)) - b.mean(axis=(1, 2))).max() < 0.01
+    assert np.abs(a - x).mean() > 3 * np.abs(a - b).mean()  # the look itself is the larger change
+
+
+def test_phone_camera_rejects_bad_arguments():
+    x = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(PhotoEnhanceError, match="RGB"):
+        deg.phone_camera(np.zeros((8, 8, 1), np.float32), seed=0)
+    with pytest.raises(PhotoEnhanceError, match="jpeg_quality"):
+        deg.phone_camera(x, seed=0, jpeg_quality=(90, 80))

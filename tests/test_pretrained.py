@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from common import pretrained
+from common.downloads import OFFLINE_ENV
 from common.pretrained import PRETRAINED, PretrainedUnavailable, pretrained_checkpoint
 
 CLOSED_PORT = "http://127.0.0.1:9/"
@@ -70,3 +71,51 @@ def test_unknown_name_lists_the_choices():
 def test_cache_dir_follows_keras_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert pretrained.keras_cache_dir() == tmp_path
+
+
+def test_offline_env_never_downloads(tmp_path, monkeypatch, dped_sample):
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not download")
+
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(pretrained.keras.utils, "get_file", no_download)
+    with pytest.raises(PretrainedUnavailable) as info:
+        pretrained_checkpoint("iphone")
+    assert OFFLINE_ENV in str(info.value) and str(tmp_path / "models") in str(info.value)
+    models = seed_cache(tmp_path, dped_sample / "pretrained", "iphone")
+    monkeypatch.undo()
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert pretrained_checkpoint("iphone") == models / "iphone_orig"
+    (models / "iphone_orig.index").write_bytes(b"corrupt")
+    with pytest.raises(PretrainedUnavailable, match="fails its sha256"):
+        pretrained_checkpoint("iphone")
+
+
+def _demo_settings(argv):
+    from common import config
+    from dped.recipe import DPEDRecipe
+
+    recipe = DPEDRecipe()
+    args = recipe.parser().parse_args(argv)
+    return recipe.settings(config.given(args, recipe.settings_class), args)
+
+
+def test_demo_fine_tunes_the_authors_model_from_the_cache(tmp_path, monkeypatch, offline, dped_sample):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    seed_cache(tmp_path, dped_sample / "pretrained", "sony")
+    settings = _demo_settings(["--demo", "--phone", "sony"])
+    assert settings.init_from == "sony" and settings.tv_weight == 0.0 and settings.iterations == 200
+    assert _demo_settings(["--demo", "--phone", "sony", "--init-from", "mine.keras"]).init_from == "mine.keras"
+    assert _demo_settings(["--phone", "sony"]).init_from is None  # only the demo picks a starting point
+
+
+def test_demo_without_the_authors_model_says_it_starts_from_scratch(tmp_path, monkeypatch, offline, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert _demo_settings(["--demo", "--phone", "sony"]).init_from is None
+    assert "trains from scratch" in capsys.readouterr().err
+    monkeypatch.setattr("dped.recipe.pretrained_checkpoint", lambda name: pytest.fail("no fetch needed"))
+    for argv, reason in ((["--width", "8"], "--width/--blocks"), (["--phone", "nokia"], "no model for --phone")):
+        assert _demo_settings(["--demo", *argv]).init_from is None
+        assert reason in capsys.readouterr().err
