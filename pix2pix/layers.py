@@ -1,5 +1,8 @@
 """Layers specific to the pix2pix variants: spectral normalisation and per-channel noise injection (seed 003).
 
+Both are composed of Keras' own layers, so a saved generator loads without this project. `NoiseInjection`,
+the custom layer generators held before, stays registered so that their files still load.
+
 Spectral normalisation reuses `keras.layers.SpectralNormalization`: in training mode it runs one power
 iteration and rewrites the wrapped kernel as `W / sigma(W)` before the convolution (sigma is treated as a
 constant by the gradient, a projection step after every update). At inference the stored, already
@@ -20,9 +23,25 @@ def spectral(layer, enabled):
     return keras.layers.SpectralNormalization(layer, power_iterations=1, dtype="float32", name=f"{layer.name}_sn")
 
 
+def inject_noise(x, seed, name):
+    """`x + scale[c] * N(0, 1)` with a learned per-channel scale (seed 003), from Keras layers only.
+
+    `GaussianNoise(1)` draws the sample (active only when called with `training=True`, a fresh one per call
+    and per pixel), `Subtract` takes it back out of `x + noise`, a 1x1 `DepthwiseConv2D` without bias is
+    the per-channel scale (zeros at first, StyleGAN's initialisation), and `Add` puts it on `x`. At
+    inference the sample is exactly 0, so an exported model is deterministic; `Pix2Pix(inference_mode=
+    "batch")` runs the generator in training mode at test time, as the pix2pix paper does, noise included.
+    """
+    noisy = keras.layers.GaussianNoise(1.0, seed=seed, name=f"{name}_draw")(x)
+    sample = keras.layers.Subtract(name=f"{name}_sample")([noisy, x])
+    scaled = keras.layers.DepthwiseConv2D(1, use_bias=False, depthwise_initializer="zeros",
+                                          name=f"{name}_scale")(sample)
+    return keras.layers.Add(name=name)([x, scaled])
+
+
 @keras.saving.register_keras_serializable(package="photoenhance")
 class NoiseInjection(keras.layers.Layer):
-    """Adds `scale[c] * N(0, 1)` to every channel of a feature map, with a learned per-channel scale (seed 003).
+    """Legacy (files saved before `inject_noise`): adds `scale[c] * N(0, 1)` to every channel of a feature map.
 
     A fresh noise sample is drawn per call and per pixel; the scale starts at 0 so an untrained network
     behaves as if there were no noise (StyleGAN's initialisation). The noise is active only when the layer

@@ -1,8 +1,9 @@
-"""Loading a pix2pix generator for a task: the family and task on record checked, and an old file (no
-record) checked by its output layer (a ReLU output serves linear HDR tasks, a tanh output the others)."""
+"""Loading a pix2pix generator for a task: the family and task on record checked, an old file (no record)
+checked by its output layer (a ReLU output serves linear HDR tasks, a tanh output the others), and a
+saved U-Net core (`pix2pix.models.unet_core`, multiples of 2**depth only) wrapped to take any size."""
 import pix2pix.layers  # noqa: F401  (registers the U-Net's custom layers for deserialisation)
-import pix2pix.models  # noqa: F401
 from common import generators
+from pix2pix.models import any_size
 from pix2pix.tasks import get_task
 
 OUTPUT_KINDS = {"relu": "an HDR (ReLU output)", "tanh": "a [0, 1] (tanh output)"}
@@ -17,4 +18,4 @@ def load_generator(path, task):
         found = next((a for a in OUTPUT_KINDS if f"output_{a}" in names), wanted)
         return None if found == wanted else f"is {OUTPUT_KINDS[found]} generator and cannot serve the {task} task"
 
-    return generators.load_generator(path, family="pix2pix", task=task, fits=fits)
+    return any_size(generators.load_generator(path, family="pix2pix", task=task, fits=fits))

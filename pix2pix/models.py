@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from common.layers import instance_norm
-from pix2pix.layers import NoiseInjection, spectral
+from pix2pix.layers import inject_noise, spectral
 
 NORMS = ("batch", "instance", "none")
 OUTPUT_ACTIVATIONS = ("tanh", "relu", "linear")
@@ -128,9 +128,10 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
     decoder: `depth - 1` transposed conv 4x4/2 + norm + ReLU blocks (dropout on the first `dropout_blocks`),
     each concatenated with the encoder output of the same size, then a transposed conv to `output_channels`
     and `output_activation` (tanh for [-1, 1] photos, relu for HDR values above 1). Inputs are mirror-padded
-    to a multiple of 2**depth and the output is cropped back, so any H x W works. Seed 000's 64x64 model is
-    `depth=6` with one dropout block (their layers 6, 7, 10, 11 removed). `noise_injection` adds a
-    `NoiseInjection` after every convolution but the output one (seed 003); `spectral_norm` wraps every
+    to a multiple of 2**depth and the output is cropped back, so any H x W works (saved files hold the
+    network between the two, `unet_core`, which loads without this project). Seed 000's 64x64 model is
+    `depth=6` with one dropout block (their layers 6, 7, 10, 11 removed). `noise_injection` adds
+    `inject_noise` after every convolution but the output one (seed 003); `spectral_norm` wraps every
     convolution. `residual=True` (not in the papers; an option for restoration tasks such as deblurring)
     returns `input + activation(last conv)`: the network predicts a bounded correction of its input, so
     the identity is where training starts instead of something it has to learn through a half-resolution
@@ -151,7 +152,7 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
     def maybe_noise(x, name):
         if not noise_injection:
             return x
-        return NoiseInjection(seed=None if seed is None else next(noise_seeds), name=name)(x)
+        return inject_noise(x, None if seed is None else next(noise_seeds), name)
 
     skips = []
     for i, f in enumerate(filters):
@@ -178,6 +179,35 @@ def build_unet(depth=8, base_filters=64, max_filters=512, norm="batch", output_a
         x = keras.layers.Add(dtype="float32", name="residual_add")([x, padded])
     outputs = CropToReference(multiple, dtype="float32", name="crop")([x, inputs])
     return keras.Model(inputs, outputs, name=name)
+
+
+def unet_core(generator):
+    """The U-Net of `generator` between its pad and crop, sharing its layers and weights: the form saved to
+    `.keras` files. Built from Keras layers only, it loads with plain
+    `keras.saving.load_model`, without this project, and takes H and W that are multiples of 2**depth
+    (256 for the default U-Net, as the pix2pix references do); `any_size` gives back the any-size model."""
+    pad, crop = generator.get_layer("pad"), generator.get_layer("crop")
+    core = keras.Model(pad.output, crop.input[0], name=generator.name)
+    core.layers[0].name = "padded_image"
+    return core
+
+
+def unet_depth(core):
+    """Levels of a U-Net: its stride-2 encoder convolutions (spectral-norm wrappers looked through)."""
+    convs = [getattr(layer, "layer", layer) for layer in core.layers]
+    return sum(1 for c in convs if type(c) is keras.layers.Conv2D and tuple(c.strides) == (2, 2))
+
+
+def any_size(core):
+    """A saved U-Net core wrapped to take any H x W: mirror-padded to a multiple of 2**depth, cropped back.
+    A model that already pads (a whole generator, or a file saved before cores were) is returned as is."""
+    if any(isinstance(layer, ReflectPadToMultiple) for layer in core.layers):
+        return core
+    multiple = 2 ** unet_depth(core)
+    inputs = keras.Input((None, None, core.input.shape[-1]), name="image")
+    x = core(ReflectPadToMultiple(multiple, name="pad")(inputs))
+    outputs = CropToReference(multiple, dtype="float32", name="crop")([x, inputs])
+    return keras.Model(inputs, outputs, name=core.name)
 
 
 def unet_receptive_field(depth):

@@ -9,7 +9,7 @@ from common.trainer import Recipe
 from common.vgg import PERCEPTUAL_LAYERS_003, loss_features
 from pix2pix.config import DEMO, Pix2PixSettings
 from pix2pix.gan import LOSS_WEIGHTS, Pix2Pix, tone_map
-from pix2pix.models import build_patchgan, build_unet
+from pix2pix.models import build_patchgan, build_unet, unet_core
 from pix2pix.serving import export_generator
 from pix2pix.tasks import TASKS, get_task, pairs_dataset
 
@@ -125,6 +125,11 @@ class Pix2PixRecipe(Recipe):
 
     def generator_task(self, settings):
         return settings.task
+
+    def save_generator(self, generator, settings, path):
+        """Save the U-Net core (`unet_core`: Keras layers only), which plain Keras loads; the project's
+        loader wraps it back to any size."""
+        super().save_generator(unet_core(generator), settings, path)
 
     def train_batches(self, td, settings, step):
         return td.train_batches(settings.batch_size, seed=settings.seed, start_step=step)

@@ -118,3 +118,33 @@ def test_files_saved_with_the_legacy_instance_norm_still_load(tmp_path):
     np.testing.assert_allclose(from_weights(x).numpy(), legacy(x).numpy(), atol=1e-5)
     assert not any(isinstance(layer, InstanceNormalization) for layer in from_weights.layers)
     np.testing.assert_allclose(dped_load(tmp_path / "old.keras")(x).numpy(), legacy(x).numpy(), atol=1e-6)
+
+
+def test_pix2pix_generator_saved_by_training_loads_with_plain_keras(tmp_path):
+    """Training saves the U-Net between its pad and crop (Keras layers only): plain Keras loads it in a fresh
+    process for sizes that are multiples of 2**depth, and the project's loader restores any size exactly."""
+    from types import SimpleNamespace
+
+    from pix2pix.recipe import Pix2PixRecipe
+
+    model = build_unet(depth=3, base_filters=4, max_filters=8, norm="instance", spectral_norm=True, residual=True,
+                       noise_injection=True, seed=0)  # the overexposure preset's layers, and more
+    rng = np.random.default_rng(5)
+    for weight in model.weights:
+        weight.assign(rng.normal(0.0, 0.2, weight.shape).astype("float32"))
+    path = tmp_path / "best_generator.keras"
+    Pix2PixRecipe().save_generator(model, SimpleNamespace(task="deblur"), path)
+    x = rng.random((1, 16, 24, 3), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
+              "assert not [k for k in sys.modules if k.split('.')[0] in ('common', 'dped', 'pix2pix')]; "
+              "np.save(sys.argv[3], m(np.load(sys.argv[2])).numpy())")
+    proc = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x).numpy(), atol=1e-5)
+    loaded = load_for_task(path, "deblur")
+    assert identify(loaded) == ("pix2pix", "deblur")
+    odd = rng.random((2, 13, 21, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded(odd).numpy(), model(odd).numpy(), atol=1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2pix.layers import NoiseInjection
+from pix2pix.layers import NoiseInjection, inject_noise
 from pix2pix.models import (CropToReference, ReflectPadToMultiple, build_patchgan, build_unet,
                             patchgan_receptive_field)
 
@@ -114,7 +114,7 @@ def test_spectral_norm_bounds_the_largest_singular_value():
             assert sigma == pytest.approx(1.0, rel=0.05)
 
 
-def test_noise_injection_training_only_and_per_channel():
+def test_legacy_noise_injection_layer_training_only_and_per_channel():
     layer = NoiseInjection(seed=3)
     x = np.zeros((2, 8, 8, 4), "float32")
     np.testing.assert_array_equal(layer(x, training=True).numpy(), x)  # scale starts at 0
@@ -126,11 +126,28 @@ def test_noise_injection_training_only_and_per_channel():
     assert not np.array_equal(noisy, layer(x, training=True).numpy())  # fresh noise every call
 
 
+def test_inject_noise_is_keras_layers_training_only_and_per_channel():
+    inputs = keras.Input((8, 8, 4))
+    model = keras.Model(inputs, inject_noise(inputs, seed=3, name="noise"))
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
+    x = np.zeros((2, 8, 8, 4), "float32")
+    np.testing.assert_array_equal(model(x, training=True).numpy(), x)  # scale starts at 0
+    model.get_layer("noise_scale").set_weights([np.array([0.0, 1.0, 2.0, 0.0], "float32").reshape(1, 1, 4, 1)])
+    y = np.random.default_rng(0).normal(size=x.shape).astype("float32")
+    np.testing.assert_array_equal(model(y, training=False).numpy(), y)
+    noisy = model(x, training=True).numpy()
+    assert np.all(noisy[..., 0] == 0) and np.all(noisy[..., 3] == 0)
+    assert noisy[..., 1].std() == pytest.approx(1.0, rel=0.3)
+    assert noisy[..., 2].std() == pytest.approx(2 * noisy[..., 1].std(), rel=0.3)
+    assert not np.array_equal(noisy, model(x, training=True).numpy())  # fresh noise every call
+
+
 def test_noise_injection_unet_is_deterministic_at_inference():
     g = build_unet(depth=3, base_filters=4, noise_injection=True, spectral_norm=True, seed=0)
-    for layer in g.layers:
-        if isinstance(layer, NoiseInjection):
-            layer.scale.assign(np.ones(layer.scale.shape, "float32"))
+    scales = [layer for layer in g.layers if layer.name.endswith("_noise_scale")]
+    assert len(scales) == 2 * 3 - 1
+    for layer in scales:
+        layer.set_weights([np.ones_like(w) for w in layer.get_weights()])
     x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
     np.testing.assert_array_equal(g(x, training=False).numpy(), g(x, training=False).numpy())
     assert not np.allclose(g(x, training=True).numpy(), g(x, training=False).numpy())
