@@ -7,8 +7,9 @@ interruption and training continues from the last checkpoint with exactly the ba
 the uninterrupted run would have used), history.jsonl, tensorboard/, best_generator.keras (by validation
 PSNR), last_generator.keras, saved_model/ and summary.json. See `common.trainer` for the resume rules.
 
-`--demo` builds a small DPED-layout dataset offline (scikit-image sample photos) and trains a short run
-with demo-sized defaults (`dped.config.DEMO`). Without the ImageNet VGG-19 weights the demo runs with the
+`--demo` builds a small DPED-layout dataset offline (scikit-image sample photos as one fixed phone camera
+renders them) and fine-tunes the authors' model of `--phone` (when cached or downloadable; else from
+scratch, with a note) in a short run with demo-sized defaults (`dped.config.DEMO`). Without the ImageNet VGG-19 weights the demo runs with the
 content term disabled and says so; a normal run stops at the start instead (unless --content-weight 0).
 """
 from common.trainer import entry_points
