@@ -159,7 +159,9 @@ def test_memory_budget_bounds_peak_rss_and_output_stays_exact(tmp_path):
     model = build_generator()  # the paper network's size (64 channels), random weights
     weights = save_generator(model, tmp_path / "paper.keras")
     Image.fromarray(_photo((600, 800), 5)).save(tmp_path / "p.png")
-    budget = 900
+    # Tiled at 1000 MB (the whole photo would need about 1,180 MB), with room for the command's start-up,
+    # measured at 622-745 MB on the same 2-core machine from run to run.
+    budget = 1000
     rss, err = _peak_rss_mb(["--weights", weights, tmp_path / "p.png", "--output-dir", tmp_path / "tiled",
                              "--memory-budget-mb", budget, "--no-progress"])
     assert rss <= budget, f"peak {rss:.0f} MB over the {budget} MB budget"
