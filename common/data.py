@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
-from common.images import list_images, read_image
+from common.images import images_in, read_image
 
 PHONES = ("iphone", "sony", "blackberry")
 DSLR = "canon"
@@ -101,12 +101,7 @@ def paired_files(dir_a, dir_b):
     """
     lists = []
     for folder in (dir_a, dir_b):
-        folder = pathlib.Path(folder).expanduser()
-        if not folder.is_dir():
-            raise DataLayoutError(f"{folder}: folder not found" if not folder.exists() else f"{folder}: not a folder")
-        files = list_images(folder)
-        if not files:
-            raise DataLayoutError(f"{folder}: no images (expected .jpg/.png files)")
+        files = images_in(folder, "one side of the image pairs", DataLayoutError)
         by_stem = {}
         for f in files:
             if f.stem in by_stem:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from common import export as E
 from common.demo_data import demo_photos
 from common.errors import PhotoEnhanceError
-from common.images import list_images, read_image
+from common.images import images_in, read_image
 from common.runtimes import load_artifact
 
 # Lowest acceptable PSNR (dB) of the artifact against Keras, per quantisation; float32 exports measure
@@ -86,12 +86,7 @@ def sample_images(folder=None):
     else the bundled scikit-image photos."""
     if folder is None:
         return demo_photos()[:MAX_CHECK_IMAGES]
-    folder = pathlib.Path(folder)
-    if not folder.is_dir():
-        raise PhotoEnhanceError(f"{folder}: image folder not found")
-    files = list_images(folder)
-    if not files:
-        raise PhotoEnhanceError(f"{folder}: folder holds no images")
+    files = images_in(folder, "sample photos for the check and calibration")
     return [read_image(path) for path in files[:MAX_CHECK_IMAGES]]
 
 

@@ -90,6 +90,19 @@ def list_images(folder):
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
+def images_in(folder, what="images", error=PhotoEnhanceError):
+    """`list_images(folder)`, or `error` naming the folder and the `what` it should hold when it is
+    missing, not a folder, or holds no image file."""
+    folder = pathlib.Path(folder).expanduser()
+    if not folder.is_dir():
+        problem = "folder not found" if not folder.exists() else "not a folder"
+        raise error(f"{folder}: {problem} (expected {what})")
+    files = list_images(folder)
+    if not files:
+        raise error(f"{folder}: no images in the folder (expected {what}: {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
 def _natural_key(name):
     stem, ext = os.path.splitext(name)
     return (0, int(stem), ext) if stem.isdigit() else (1, stem, ext)

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from common.errors import DataLayoutError, PhotoEnhanceError
-from common.images import list_images, read_image, to_uint8
+from common.images import images_in, read_image, to_uint8
 
 HISTORY_FILE = "history.jsonl"
 
@@ -252,13 +252,7 @@ def exposure_statistics(image):
 
 def _images_of(value, name):
     if isinstance(value, (str, pathlib.Path)):
-        folder = pathlib.Path(value)
-        if not folder.is_dir():
-            raise PhotoEnhanceError(f"{folder}: folder of images for '{name}' not found")
-        files = list_images(folder)
-        if not files:
-            raise PhotoEnhanceError(f"{folder}: no images in the folder for '{name}'")
-        return [read_image(f) for f in files]
+        return [read_image(f) for f in images_in(value, f"images for '{name}'")]
     images = list(value) if not (isinstance(value, np.ndarray) and value.ndim == 3) else [value]
     if not images:
         raise PhotoEnhanceError(f"exposure histograms: no images for '{name}'")

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from common.cli import console_script
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
-from common.images import list_images, to_rgb_uint8, write_image
+from common.images import images_in, to_rgb_uint8, write_image
 from common.photo_write import atomic_output
 from datasets import alignment
 
@@ -437,14 +437,7 @@ def publish(dataset_dir, phone, results, ranges):
 
 # ---------------------------------------------------------------------------------------------- the build
 def _inputs(folder, flag):
-    folder = pathlib.Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataLayoutError(f"{folder}: {flag} folder not found" if not folder.exists() else
-                              f"{folder}: {flag} is not a folder")
-    files = list_images(folder)
-    if not files:
-        raise DataLayoutError(f"{folder}: no photos in the {flag} folder (expected .jpg/.png files)")
-    return files
+    return images_in(folder, f"the {flag} photos", DataLayoutError)
 
 
 def _check_output(dataset_dir, inputs):

@@ -91,3 +91,20 @@ def test_collect_image_files_from_files_and_folders(tmp_path):
         collect_image_files([tmp_path / "empty"])
     twice = collect_image_files([tmp_path / "a", tmp_path / "a" / "2.jpg", tmp_path / "b.jpg"])
     assert [p.name for p in twice] == ["2.jpg", "10.png", "b.jpg"]  # a file named twice is read once
+
+
+def test_images_in_names_the_folder_and_what_it_should_hold(tmp_path):
+    from common.errors import DataLayoutError, PhotoEnhanceError
+    from common.images import images_in
+
+    (tmp_path / "photos").mkdir()
+    for name in ["3.png", "1.jpg", "notes.txt"]:
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    assert [p.name for p in images_in(tmp_path / "photos")] == ["1.jpg", "3.png"]
+    with pytest.raises(DataLayoutError, match=r"gone: folder not found \(expected the --phone-dir photos\)"):
+        images_in(tmp_path / "gone", "the --phone-dir photos", DataLayoutError)
+    with pytest.raises(PhotoEnhanceError, match=r"1.jpg: not a folder \(expected calibration"):
+        images_in(tmp_path / "photos" / "1.jpg", "calibration photos")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataLayoutError, match=r"empty: no images in the folder \(expected pairs: .jpg"):
+        images_in(tmp_path / "empty", "pairs", DataLayoutError)
