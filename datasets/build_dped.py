@@ -34,18 +34,18 @@ import re
 import shutil
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
 from common.cli import console_script
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
-from common.images import images_in, to_rgb_uint8, write_image
+from common.images import images_in, read_image, write_image
 from common.photo_write import atomic_output
 from datasets import alignment
 
-_VERSION = 1
+_VERSION = 2  # 2: photos colour-managed to sRGB before alignment
 EXIF_IFD, DATETIME_ORIGINAL, SUBSEC_ORIGINAL, DATETIME = 0x8769, 36867, 37521, 306
 PREVIEW_SIDE = 1280
 COLOURS = {"kept": (0, 220, 0), "low_correlation": (230, 0, 0), "flat": (240, 200, 0), "outside": (90, 90, 255)}
@@ -107,17 +107,10 @@ class Pair:
 
 # ------------------------------------------------------------------------------------------------ reading
 def load_photo(path):
-    """A photo as uint8 RGB with its EXIF orientation applied; `ImageReadError` naming the file otherwise."""
-    path = pathlib.Path(path)
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16B", "I;16L"):
-                im = im.convert("RGB")
-            array = np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(path, f"cannot be read as a photo ({exc})") from None
-    return to_rgb_uint8(array, path)
+    """A photo as the enhancer will see it: upright (EXIF orientation), sRGB (ICC profiles such as a phone's
+    Display P3 converted), uint8 RGB; `ImageReadError` naming the file otherwise. Training pairs read any
+    other way would teach the model colours or turns that `enhance` never shows it."""
+    return read_image(path)
 
 
 def capture_time(path):

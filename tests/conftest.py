@@ -1,6 +1,7 @@
 """Shared test set-up: CPU only, quiet TensorFlow, fixed seeds, and the real DPED sample data."""
 import os
 import pathlib
+import struct
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,6 +37,20 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def dped_sample(shared_dir):
     return shared_dir / "dped"
+
+
+@pytest.fixture(scope="session")
+def swapped_rg_profile():
+    """ICC bytes of sRGB with its red and green primaries exchanged: an RGB profile whose conversion to sRGB
+    swaps R and G (stands in for a phone's wide-gamut profile with an unmistakable effect)."""
+    from common.photo_read import SRGB_PROFILE
+
+    data = bytearray(SRGB_PROFILE.tobytes())
+    count = struct.unpack(">I", data[128:132])[0]
+    entries = {bytes(data[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    r, g = entries[b"rXYZ"], entries[b"gXYZ"]
+    data[r + 4:r + 12], data[g + 4:g + 12] = data[g + 4:g + 12], data[r + 4:r + 12]
+    return bytes(data)
 
 
 def write_tiny_dped(phone_dir, n_test=2, phone="iphone"):

@@ -274,3 +274,13 @@ def test_the_built_dataset_trains_with_dped_train(built, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 2
+
+
+def test_photos_are_colour_managed_to_srgb(tmp_path, swapped_rg_profile):
+    """A phone's wide-gamut profile is converted, as `enhance` converts it: otherwise training would see
+    colours the enhancer never shows the model."""
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 40, 90
+    Image.fromarray(rgb).save(tmp_path / "tagged.png", icc_profile=swapped_rg_profile)
+    loaded = build_dped.load_photo(tmp_path / "tagged.png")
+    assert np.abs(loaded.astype(int) - rgb[..., [1, 0, 2]]).max() <= 2  # the profile's red is sRGB green

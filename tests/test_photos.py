@@ -1,7 +1,6 @@
 """The photo reader and writer: orientation, colour management, 16-bit, metadata, atomic writes, and the
 tf.data decoder agreeing with the NumPy reader."""
 import io
-import struct
 
 import numpy as np
 import pytest
@@ -21,16 +20,6 @@ def _photo(shape=(24, 16), seed=0):
 def _psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 10 * np.log10(255.0 ** 2 / mse) if mse else np.inf
-
-
-def _swapped_rg_profile():
-    """sRGB with its red and green primaries exchanged: an RGB profile whose conversion to sRGB swaps R/G."""
-    data = bytearray(SRGB_PROFILE.tobytes())
-    count = struct.unpack(">I", data[128:132])[0]
-    entries = {bytes(data[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
-    r, g = entries[b"rXYZ"], entries[b"gXYZ"]
-    data[r + 4:r + 12], data[g + 4:g + 12] = data[g + 4:g + 12], data[r + 4:r + 12]
-    return bytes(data)
 
 
 def test_exif_orientation_6_is_applied_and_reset(tmp_path):
@@ -58,9 +47,9 @@ def test_cmyk_jpeg_equals_its_rgb_twin(tmp_path):
     assert _psnr(read_photo(tmp_path / "cmyk.jpg").pixels, rgb) >= 40.0
 
 
-def test_icc_tagged_photo_is_converted_to_srgb_and_back(tmp_path):
+def test_icc_tagged_photo_is_converted_to_srgb_and_back(tmp_path, swapped_rg_profile):
     rgb = _photo((20, 30), seed=2)
-    profile = _swapped_rg_profile()
+    profile = swapped_rg_profile
     Image.fromarray(rgb).save(tmp_path / "tagged.png", icc_profile=profile)
     photo = read_photo(tmp_path / "tagged.png")
     assert photo.srgb_converted and photo.icc == profile
