@@ -10,28 +10,37 @@ at a checkpoint step sees exactly the batches the uninterrupted run would have s
 
 Bad files (`validate=True`, the default): every file's header is read before the pipeline is built
 (`scan_images` / `scan_pairs`). A file that is missing, empty, not an image, truncated (JPEG without its
-end marker, PNG without IEND), CMYK, or in a format the TensorFlow decoders do not read (e.g. TIFF), raises
+end marker, PNG without IEND), or in a format the TensorFlow decoders do not read (e.g. TIFF), raises
 `DataLayoutError` naming it; so do pairs of different sizes when the pipeline needs them equal, and
 images smaller than the crop. To train on a dataset that has a few bad files instead of stopping, call
 `scan_pairs(..., skip_bad=True)` yourself: it drops the bad pairs and returns a `DataReport` that counts
 and names them; pass the cleaned lists on with `validate=False`. Corruption inside the compressed data
 that leaves the header and end marker intact is only caught by `scan_*(decode=True)` (full decode with
-`common.images.read_image`). Inside the pipeline, `tf.io.decode_image(channels=3, expand_animations=False)`
-makes gray and gray+alpha RGB and drops alpha; 16-bit PNGs are rounded to 8 bits exactly as `read_image`
-does (v / 257).
+`common.images.read_image`).
+
+Pixels as `enhance` sees them: TensorFlow's decoders (`decode_image`) give the stored pixels, which are the
+photo only for upright, untagged RGB files. Files the scan finds turned (EXIF orientation other than 1),
+ICC-tagged (a phone's Display P3) or CMYK are decoded by `read_image` instead (`DataReport.managed`), so a
+model never trains on a sideways or discoloured photo; sizes and crops are those of the upright photo.
+With `validate=False` no header is read and every file goes through TensorFlow's decoders.
+`decode_image` makes gray and gray+alpha RGB and drops alpha; 16-bit PNGs are rounded to 8 bits exactly as
+`read_image` does (v / 257).
 """
 import collections
 import concurrent.futures
 import dataclasses
 import os
 import pathlib
+import typing
 
+import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from common.errors import DataLayoutError, DatasetNotFoundError, PhotoEnhanceError
 from common.images import images_in, read_image
+from common.photo_read import EXIF_ORIENTATION
 
 PHONES = ("iphone", "sony", "blackberry")
 DSLR = "canon"
@@ -131,6 +140,7 @@ class DataReport:
     used: int
     problems: list = dataclasses.field(default_factory=list)  # "path: problem" strings
     sizes: dict = dataclasses.field(default_factory=dict)  # (height, width) -> count, over used images
+    managed: list = dataclasses.field(default_factory=list)  # used files decoded by read_image (module doc)
 
     @property
     def skipped(self):
@@ -145,48 +155,69 @@ class DataReport:
         return text
 
 
+class _Checked(typing.NamedTuple):
+    size: tuple = None  # (height, width) of the upright photo
+    problem: str = None
+    managed: bool = False  # decoded by read_image: turned, ICC-tagged or CMYK
+
+
+def _orientation(raw_exif):
+    """The EXIF orientation in a header's EXIF bytes (1 when absent or unreadable), read without decoding
+    pixels: `Image.getexif` would load a whole PNG."""
+    if not raw_exif:
+        return 1
+    try:
+        exif = Image.Exif()
+        exif.load(raw_exif)
+        return exif.get(EXIF_ORIENTATION, 1)
+    except Exception:  # a malformed EXIF block: Pillow raises many kinds, and the pixels are still readable
+        return 1
+
+
 def _check_header(path):
-    """`((height, width), None)` for a file the pipeline can decode, else `(None, problem)`."""
+    """The `_Checked` of one file: its size if the pipeline can decode it, else the problem."""
     path = pathlib.Path(path)
     try:
         size = path.stat().st_size
     except OSError:
-        return None, "file not found"
+        return _Checked(problem="file not found")
     if size == 0:
-        return None, "file is empty"
+        return _Checked(problem="file is empty")
     try:
         with open(path, "rb") as fh:
             try:
                 with Image.open(fh) as im:
                     fmt, (w, h), mode = im.format, im.size, im.mode
+                    orientation = _orientation(im.info.get("exif"))
+                    tagged = bool(im.info.get("icc_profile"))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 if "runcated" in str(exc):
-                    return None, "truncated file (its header is incomplete)"
-                return None, "not a readable image (unknown format or damaged header)"
+                    return _Checked(problem="truncated file (its header is incomplete)")
+                return _Checked(problem="not a readable image (unknown format or damaged header)")
             fh.seek(max(0, size - 1024))
             tail = fh.read()
     except OSError as exc:
-        return None, f"cannot be read ({exc})"
+        return _Checked(problem=f"cannot be read ({exc})")
     if fmt not in TF_FORMATS:
-        return None, f"{fmt} files cannot be decoded by the TensorFlow pipeline; convert to PNG or JPEG"
+        return _Checked(problem=f"{fmt} files cannot be decoded by the TensorFlow pipeline; convert to PNG or JPEG")
     if fmt == "JPEG" and b"\xff\xd9" not in tail:
-        return None, "truncated JPEG (no end-of-image marker)"
-    if fmt == "JPEG" and mode == "CMYK":
-        return None, "CMYK JPEG is not supported; convert to RGB"
+        return _Checked(problem="truncated JPEG (no end-of-image marker)")
     if fmt == "PNG" and b"IEND" not in tail[-12:]:
-        return None, "truncated PNG (no IEND chunk)"
-    return (h, w), None
+        return _Checked(problem="truncated PNG (no IEND chunk)")
+    turned = orientation not in (None, 1)
+    upright = (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    return _Checked(upright, None, turned or tagged or mode == "CMYK")
 
 
 def _check_decode(path):
-    size, problem = _check_header(path)
-    if problem:
-        return None, problem
+    checked = _check_header(path)
+    if checked.problem:
+        return checked
     try:
         image = read_image(path)
     except PhotoEnhanceError as exc:
-        return None, getattr(exc, "problem", str(exc))
-    return image.shape[:2], None
+        return _Checked(problem=getattr(exc, "problem", str(exc)))
+    return checked._replace(size=image.shape[:2])
 
 
 def _scan(paths, decode):
@@ -208,8 +239,8 @@ def scan_images(files, *, decode=False, skip_bad=False, min_size=None):
     """
     files = [str(f) for f in files]
     results = _scan(files, decode)
-    good, sizes, problems = [], collections.Counter(), []
-    for f, (size, problem) in zip(files, results):
+    good, sizes, problems, managed = [], collections.Counter(), [], []
+    for f, (size, problem, by_pillow) in zip(files, results):
         if problem is None and min_size is not None and (size[0] < min_size[0] or size[1] < min_size[1]):
             problem = f"image is {size[0]}x{size[1]}, smaller than the {min_size[0]}x{min_size[1]} crop"
         if problem:
@@ -217,7 +248,8 @@ def scan_images(files, *, decode=False, skip_bad=False, min_size=None):
         else:
             good.append(f)
             sizes[size] += 1
-    report = DataReport(len(files), len(good), problems, dict(sizes))
+            managed += [f] if by_pillow else []
+    report = DataReport(len(files), len(good), problems, dict(sizes), managed)
     if problems and not skip_bad:
         raise DataLayoutError(_bad_message(report))
     return good, report
@@ -231,27 +263,32 @@ def scan_pairs(files_a, files_b, *, decode=False, skip_bad=False, same_size=True
     if len(files_a) != len(files_b):
         raise DataLayoutError(f"got {len(files_a)} input files but {len(files_b)} targets")
     results = _scan(files_a + files_b, decode)
-    res_a, res_b = results[: len(files_a)], results[len(files_a):]
-    good_a, good_b, problems, sizes = [], [], [], collections.Counter()
-    for fa, fb, (sa, pa), (sb, pb) in zip(files_a, files_b, res_a, res_b):
-        problem = f"{fa}: {pa}" if pa else (f"{fb}: {pb}" if pb else None)
-        if problem is None and same_size and sa != sb:
-            problem = f"{fa} is {sa[0]}x{sa[1]} but its partner {fb} is {sb[0]}x{sb[1]}"
-        if problem is None and min_size is not None:
-            for f, s in ((fa, sa), (fb, sb)):
-                if s[0] < min_size[0] or s[1] < min_size[1]:
-                    problem = f"{f}: image is {s[0]}x{s[1]}, smaller than the {min_size[0]}x{min_size[1]} crop"
-                    break
+    good_a, good_b, problems, sizes, managed = [], [], [], collections.Counter(), []
+    for fa, fb, ca, cb in zip(files_a, files_b, results[: len(files_a)], results[len(files_a):]):
+        problem = _pair_problem(fa, fb, ca, cb, same_size, min_size)
         if problem:
             problems.append(problem)
         else:
             good_a.append(fa)
             good_b.append(fb)
-            sizes[sa] += 1
-    report = DataReport(len(files_a), len(good_a), problems, dict(sizes))
+            sizes[ca.size] += 1
+            managed += [f for f, c in ((fa, ca), (fb, cb)) if c.managed]
+    report = DataReport(len(files_a), len(good_a), problems, dict(sizes), managed)
     if problems and not skip_bad:
         raise DataLayoutError(_bad_message(report))
     return good_a, good_b, report
+
+
+def _pair_problem(fa, fb, ca, cb, same_size, min_size):
+    """What is wrong with the pair `(fa, fb)` given their `_Checked` results, or None."""
+    if ca.problem or cb.problem:
+        return f"{fa}: {ca.problem}" if ca.problem else f"{fb}: {cb.problem}"
+    if same_size and ca.size != cb.size:
+        return f"{fa} is {ca.size[0]}x{ca.size[1]} but its partner {fb} is {cb.size[0]}x{cb.size[1]}"
+    for f, c in ((fa, ca), (fb, cb)):
+        if min_size is not None and (c.size[0] < min_size[0] or c.size[1] < min_size[1]):
+            return f"{f}: image is {c.size[0]}x{c.size[1]}, smaller than the {min_size[0]}x{min_size[1]} crop"
+    return None
 
 
 def _bad_message(report):
@@ -293,6 +330,28 @@ def decode_image_bytes(data):
     image = image / 255.0
     image.set_shape([None, None, 3])
     return image
+
+
+def _read_image_float(path):
+    return read_image(os.fsdecode(path)).astype(np.float32) / 255.0
+
+
+def file_decoder(files, managed=()):
+    """`decode(index)` of `files[index]` inside tf.data: `decode_image`, except for the `managed` files
+    (`DataReport.managed`: turned, ICC-tagged, CMYK), which `read_image` decodes through
+    `tf.numpy_function`, so they give the upright sRGB pixels `enhance` sees."""
+    paths = tf.constant([str(f) for f in files])
+    managed = set(map(str, managed))
+    if not managed:
+        return lambda index: decode_image(paths[index])
+    flags = tf.constant([str(f) in managed for f in files])
+
+    def by_pillow(index):
+        image = tf.numpy_function(_read_image_float, [paths[index]], tf.float32, stateful=False)
+        image.set_shape([None, None, 3])
+        return image
+
+    return lambda index: tf.cond(flags[index], lambda: by_pillow(index), lambda: decode_image(paths[index]))
 
 
 def _hw(size, name):
@@ -394,7 +453,8 @@ def _group(ds, batch_size, groups):
 
 # ------------------------------------------------------------------------------------------ datasets
 def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, patch_size=None, resize=None,
-                        flip=False, color_augment=False, normalize="unit", batches_per_step=1, validate=True):
+                        flip=False, color_augment=False, normalize="unit", batches_per_step=1, validate=True,
+                        managed=()):
     """Infinite training batches `(a, b)` of random pairs; element k depends only on `(seed, start_step + k)`.
 
     Pairs are sampled with replacement per step (the DPED authors' random batches), so resuming with
@@ -405,7 +465,8 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     target alone, so a different one would only teach it to guess colours. `normalize`: "unit" [0, 1] or
     "symmetric" [-1, 1]. With `batches_per_step=2` each element is `((a1, b1), (a2, b2))`: DPED updates the
     generator and the discriminator on separate random batches. `validate` checks every file's header
-    first (see the module docstring). Files are decoded in parallel and read on every use, with no
+    first (see the module docstring); with `validate=False`, `managed` names the files of an earlier scan
+    to decode with `read_image` (its `DataReport.managed`). Files are decoded in parallel and read on every use, with no
     in-memory cache (DPED's 320K files would not fit): on a slow network drive copy the data locally.
     """
     _check_keyed("random_pair_batches", batch_size, seed, normalize, batches_per_step)
@@ -413,6 +474,7 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     if validate:
         files_a, files_b, report = scan_pairs(files_a, files_b, same_size=resize is None,
                                               min_size=None if resize else crop)
+        managed = report.managed
         if crop is None and resize is None:
             _require_one_size(report)
     if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
@@ -420,9 +482,8 @@ def random_pair_batches(files_a, files_b, batch_size, *, seed, start_step=0, pat
     if not files_a or len(files_a) != len(files_b):
         raise DataLayoutError(
             f"need the same non-zero number of inputs and targets, got {len(files_a)} and {len(files_b)}")
-    paths_a = tf.constant([str(f) for f in files_a])
-    paths_b = tf.constant([str(f) for f in files_b])
-    return _keyed_pair_batches(lambda index: (decode_image(paths_a[index]), decode_image(paths_b[index])),
+    decode_a, decode_b = file_decoder(files_a, managed), file_decoder(files_b, managed)
+    return _keyed_pair_batches(lambda index: (decode_a(index), decode_b(index)),
                                len(files_a), batch_size, seed, start_step, crop, resize, flip, color_augment,
                                normalize, batches_per_step)
 
@@ -526,22 +587,24 @@ def paired_folder_dataset(dir_a, dir_b, batch_size, *, shuffle=False, repeat=Fal
     _check_common(batch_size, seed, normalize)
     crop, resize = _hw(patch_size, "patch_size"), _hw(resize, "resize")
     files_a, files_b = paired_files(dir_a, dir_b)
+    managed = ()
     if validate:
         files_a, files_b, report = scan_pairs(files_a, files_b, same_size=resize is None,
                                               min_size=None if resize else crop)
+        managed = report.managed
         if crop is None and resize is None and batch_size > 1:
             _require_one_size(report)
+    decode_a, decode_b = file_decoder(files_a, managed), file_decoder(files_b, managed)
 
-    def load(pa, pb):
-        images = [decode_image(pa), decode_image(pb)]
+    def load(index):
+        images = [decode_a(index), decode_b(index)]
         if resize is not None:
             images = [tf.image.resize(x, resize, method="bilinear", antialias=True) for x in images]
         if crop is not None:
             images = [_center_crop(x, crop) for x in images]
         return tuple(_normalize(x, normalize) for x in images)
 
-    ds = tf.data.Dataset.from_tensor_slices((files_a, files_b))
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = tf.data.Dataset.range(len(files_a)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
         ds = ds.cache()
     if shuffle:
@@ -572,16 +635,18 @@ def synthetic_pair_dataset(files, degrade_fn, batch_size, *, seed, crop_size=Non
     if seed is None:
         raise PhotoEnhanceError("synthetic_pair_dataset needs an int seed")
     crop, resize = _hw(crop_size, "crop_size"), _hw(resize, "resize")
+    managed = ()
     if validate:
         files, report = scan_images(files, min_size=None if resize else crop)
+        managed = report.managed
         if crop is None and resize is None and batch_size > 1:
             _require_one_size(report)
     if not files:
         raise DataLayoutError("no clean images given")
-    paths = tf.constant([str(f) for f in files])
+    decode = file_decoder(files, managed)
 
     def load(key, slot, index):
-        image = decode_image(paths[index])
+        image = decode(index)
         (image,) = _transform([image], _example_seed(key, slot), resize, crop, flip, color_augment)
         return key, image
 
@@ -610,14 +675,16 @@ def patch_dataset(files, patch_size, *, seed, batch_size=1, start_step=0, flip=F
     crop = _hw(patch_size, "patch_size")
     if crop is None:
         raise PhotoEnhanceError("patch_dataset needs a patch_size")
+    managed = ()
     if validate:
-        files, _ = scan_images(files, min_size=crop)
+        files, report = scan_images(files, min_size=crop)
+        managed = report.managed
     if not files:
         raise DataLayoutError("no images given")
-    paths = tf.constant([str(f) for f in files])
+    decode = file_decoder(files, managed)
 
     def load(key, slot, index):
-        (image,) = _transform([decode_image(paths[index])], _example_seed(key, slot), None, crop, flip, False)
+        (image,) = _transform([decode(index)], _example_seed(key, slot), None, crop, flip, False)
         return _normalize(image, normalize)
 
     ds = _step_keyed_indices(seed, start_step, len(files), batch_size)

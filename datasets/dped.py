@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 
 from common.data import DSLR, PHONES, dped_folders, paired_files, scan_pairs
 from common.errors import PhotoEnhanceError
+from common.images import read_image
 
 
 class DpedConfig(tfds.core.BuilderConfig):
@@ -62,9 +63,11 @@ class Dped(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, phone_dir, dslr_dir):
         files_phone, files_dslr = paired_files(phone_dir, dslr_dir)
-        files_phone, files_dslr, _ = scan_pairs(files_phone, files_dslr)
+        files_phone, files_dslr, report = scan_pairs(files_phone, files_dslr)
+        managed = set(report.managed)  # turned or ICC-tagged: stored upright sRGB (re-encoded), as enhance reads
         for fp, fd in zip(files_phone, files_dslr):
-            yield pathlib.Path(fp).stem, {"phone": fp, "dslr": fd}
+            yield pathlib.Path(fp).stem, {k: read_image(f) if f in managed else f
+                                          for k, f in (("phone", fp), ("dslr", fd))}
 
 
 def data_sources(phone, manual_dir, data_dir=None):

@@ -38,9 +38,11 @@ class DPEDData:
         else:
             self.train_dirs = data.dped_folders(root, settings.phone, "train")
             self.test_dirs = data.dped_folders(root, settings.phone, "test")
-            self.files = data.paired_files(*self.train_dirs)
+            files_a, files_b, report = data.scan_pairs(*data.paired_files(*self.train_dirs),
+                                                       min_size=(settings.patch_size,) * 2)
+            self.files, self.managed = (files_a, files_b), report.managed  # scanned once, not per restart
             self.n_test = len(data.paired_files(*self.test_dirs)[0])
-            self.n_train = len(self.files[0])
+            self.n_train = len(files_a)
 
     def describe(self):
         return f"{self.root}: train {self.n_train} pairs" + ("" if self.tfds else f", test {self.n_test} pairs")
@@ -157,7 +159,8 @@ class DPEDRecipe(Recipe):
                         batches_per_step=1 if settings.same_batch else 2)
         if d.tfds:
             return data.tfds_pair_batches(d.sources["train"], settings.batch_size, **batching)
-        return data.random_pair_batches(*d.files, settings.batch_size, validate=False, **batching)
+        return data.random_pair_batches(*d.files, settings.batch_size, validate=False, managed=d.managed,
+                                        **batching)
 
     def validation_set(self, d, settings):
         batch = min(settings.batch_size, VAL_BATCH)

@@ -351,3 +351,38 @@ def test_patch_dataset_windows_of_large_image(tmp_path):
     np.testing.assert_array_equal(resumed[0], batches[1])
     with pytest.raises(DataLayoutError, match="smaller than the 64x64 crop"):
         data.patch_dataset([path], 64, seed=1)
+
+
+def _turned_and_tagged_pair(tmp_path, profile):
+    """Pair 0: a JPEG stored sideways with EXIF orientation 6; pair 1: a PNG tagged with `profile`. Targets are
+    the upright sRGB photos as plain PNGs, so a pipeline that reads what `enhance` reads gives equal pairs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    upright = [rng.integers(0, 256, (24, 16, 3), dtype=np.uint8) for _ in range(2)]
+    (tmp_path / "a").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the viewer turns the stored pixels 90 degrees clockwise
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright[0], 1))).save(
+        tmp_path / "a" / "0.jpg", quality=100, subsampling=0, exif=exif.tobytes())
+    Image.fromarray(upright[1][..., [1, 0, 2]]).save(tmp_path / "a" / "1.png", icc_profile=profile)
+    for i in range(2):
+        write_image(tmp_path / "b" / f"{i}.png", read_image(next((tmp_path / "a").glob(f"{i}.*"))))
+    return upright
+
+
+def test_turned_and_icc_tagged_files_train_as_enhance_reads_them(tmp_path, swapped_rg_profile):
+    upright = _turned_and_tagged_pair(tmp_path, swapped_rg_profile)
+    files_a, files_b = data.paired_files(tmp_path / "a", tmp_path / "b")
+    good_a, _, report = data.scan_pairs(files_a, files_b)
+    assert len(good_a) == 2 and report.sizes == {(24, 16): 2}  # the upright size, equal to the partner's
+    assert sorted(report.managed) == files_a
+    for x, y in data.paired_folder_dataset(tmp_path / "a", tmp_path / "b", 1):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert np.abs(read_image(files_b[0]).astype(int) - upright[0]).max() <= 8  # upright, not sideways
+    assert np.abs(read_image(files_b[1]).astype(int) - upright[1]).max() <= 2  # the profile's green is red
+    for scan in ({}, {"validate": False, "managed": report.managed}):  # scanned here, or by the caller
+        x, y = next(iter(data.random_pair_batches(files_a, files_b, 4, seed=0, patch_size=(8, 8), **scan)))
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    raw = next(iter(data.paired_folder_dataset(tmp_path / "a", tmp_path / "b", 1, validate=False)))
+    assert raw[0].shape[1:3] == (16, 24)  # without the scan, TensorFlow's decoders give the stored pixels

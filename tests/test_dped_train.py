@@ -100,6 +100,20 @@ def test_missing_dataset_names_the_folders(tmp_path, capsys):
     assert "--demo" in err and "Traceback" not in err
 
 
+def test_bad_training_file_is_named_before_training(tmp_path, capsys):
+    root = tmp_path / "data"
+    write_tiny_dped(root / "dped" / "iphone")
+    bad = root / "dped" / "iphone" / "training_data" / "iphone" / "3.jpg"
+    bad.write_bytes(bad.read_bytes()[:-200])  # cut short: no end-of-image marker
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train.main, ["--data-dir", str(root), "--out", str(tmp_path / "run"), "--content-weight", "0",
+                             *TINY])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: truncated JPEG" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_normal_run_stops_at_start_without_vgg_weights(tiny_dped, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(VGGWeightsUnavailable, match="missing.h5: VGG-19 weight file not found"):

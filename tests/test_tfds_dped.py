@@ -153,3 +153,24 @@ def test_tfds_decoded_source_gives_the_same_batches(prepared):
 def test_tfds_missing_manual_dir_names_the_folders(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="dped/sony/training_data/sony"):
         data_sources("sony", tmp_path / "nowhere", str(tmp_path / "tfds"))
+
+
+def test_tfds_builder_stores_a_turned_photo_upright(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    manual = tmp_path / "manual" / "dped" / "sony"
+    _write_split(manual / "training_data", "sony", 1, rng)
+    _write_split(manual / "test_data" / "patches", "sony", 1, rng)
+    rows, cols = np.mgrid[0:12, 0:10]
+    upright = np.stack([rows * 20, cols * 25, 255 - rows * 20], axis=-1).astype(np.uint8)  # smooth: JPEG-safe
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways; the viewer turns it upright
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(
+        manual / "training_data" / "sony" / "0.jpg", quality=100, subsampling=0, exif=exif.tobytes())
+    builder = Dped(config="sony", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    (example,) = builder.as_dataset(split="train")
+    phone = example["phone"].numpy()
+    assert phone.shape == upright.shape == (12, 10, 3)
+    assert np.abs(phone.astype(int) - upright).mean() < 8  # the same photo, upright (one more JPEG encode)
