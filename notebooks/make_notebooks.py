@@ -320,7 +320,7 @@ DPED = [
         DEVICE = "auto"            # auto (GPU when present) | cpu
         MIXED_PRECISION = "auto"   # auto (on with a float16-capable GPU) | on | off
         JIT_COMPILE = "auto"       # auto (XLA on a GPU) | True | False
-        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss; empty: Keras' cache or a download
+        VGG_WEIGHTS = ""           # VGG-19 notop .h5 for the content loss (not used by the demo); empty: cache or download
         PRETRAINED_DIR = ""        # folder with the authors' <phone>_orig.* files; "" downloads them
         ALLOW_DOWNLOADS = True     # fetch the authors' checkpoints (Keras' cache) when PRETRAINED_DIR is empty; False: no downloads
         PHOTOS_DIR = ""            # your photos to enhance; empty: an upload in Colab, else the demo photos
@@ -467,8 +467,8 @@ DPED = [
         for folder in (TRAIN_DIR / PHONE, TRAIN_DIR / "canon", TEST_DIR / PHONE, TEST_DIR / "canon"):
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} not found: expected the DPED layout described above under {DATA}")
-        # --demo: demo-sized defaults, fine-tuning the authors' checkpoint found above (if any), and without
-        # the VGG-19 weights (offline) the content term is left out.
+        # --demo: demo-sized defaults, fine-tuning the authors' checkpoint found above (if any), colour and
+        # texture terms only (no VGG-19 content term, so VGG_WEIGHTS is not used).
         DATA_ARGS = (["--demo", "--data-dir", DATA, *(["--init-from", ORIGINAL] if ORIGINAL else [])]
                      if DATA_SOURCE == "demo" else ["--data-dir", DATA])
         print(f"data: {DATA}: {len(list_images(TRAIN_DIR / PHONE))} training pairs, "
@@ -487,7 +487,8 @@ DPED = [
         MARKS = run("-m", "dped.train", "--phone", PHONE, *DATA_ARGS, "--iterations", ITERATIONS,
                     "--batch-size", BATCH_SIZE, "--eval-every", EVAL_EVERY, "--log-every", LOG_EVERY,
                     "--out", RUN_DIR, "--mixed-precision", USE_MIXED, "--seed", SEED,
-                    *(["--jit-compile"] if USE_XLA else []), *(["--vgg-weights", VGG_WEIGHTS] if VGG_WEIGHTS else []),
+                    *(["--jit-compile"] if USE_XLA else []),
+                    *(["--vgg-weights", VGG_WEIGHTS] if VGG_WEIGHTS and DATA_SOURCE != "demo" else []),
                     history=RUN_DIR / "history.jsonl")
         TRAIN_SECONDS = time.perf_counter() - start
         BEST = RUN_DIR / "best_generator.keras"

@@ -223,9 +223,11 @@ def test_mirrored_two_cpus_matches_default_strategy(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_without_vgg_weights(tmp_path, capsys):
+    """The demo has no content term; asked for one without the VGG-19 weights, it says so and goes on."""
     out = tmp_path / "run"
     summary = train.main(["--demo", "--data-dir", str(tmp_path / "demo"), "--out", str(out), "--iterations", "2",
-                          "--eval-every", "2", "--vgg-weights", str(tmp_path / "missing.h5"), *TINY])
+                          "--eval-every", "2", "--content-weight", "10", "--vgg-weights", str(tmp_path / "missing.h5"),
+                          *TINY])
     printed = capsys.readouterr().out
     assert summary["steps"] == 2 and summary["content_loss"] == "disabled"
     assert "VGG-19 weights unavailable" in summary["notes"][0] and "content loss disabled" in printed

@@ -107,6 +107,7 @@ def test_demo_fine_tunes_the_authors_model_from_the_cache(tmp_path, monkeypatch,
     seed_cache(tmp_path, dped_sample / "pretrained", "sony")
     settings = _demo_settings(["--demo", "--phone", "sony"])
     assert settings.init_from == "sony" and settings.tv_weight == 0.0 and settings.iterations == 200
+    assert settings.content_weight == 0.0  # online too: no VGG-19 download, the measured result
     assert _demo_settings(["--demo", "--phone", "sony", "--init-from", "mine.keras"]).init_from == "mine.keras"
     assert _demo_settings(["--phone", "sony"]).init_from is None  # only the demo picks a starting point
 
