@@ -87,12 +87,10 @@ def test_converted_authors_checkpoint_records_dped(dped_sample, tmp_path):
     assert load_generator(out, family="dped").name == "photoenhance.dped"
 
 
-def test_dped_generator_loads_with_plain_keras_in_a_fresh_process(models, tmp_path):
-    """A saved DPED generator holds only Keras' own layers: `keras.saving.load_model` reads it in a process
-    that never imports this project."""
-    x = np.random.default_rng(3).random((1, 12, 20, 3), dtype=np.float32)
+def _plain_keras_output(path, x, tmp_path):
+    """The output for `x` of the model file `path` loaded by `keras.saving.load_model` in a fresh process that
+    never imports this project (asserted there)."""
     np.save(tmp_path / "x.npy", x)
-    path = save_generator(models["dped"], tmp_path / "g.keras", family="dped")
     script = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
               "assert not [k for k in sys.modules if k.split('.')[0] in ('common', 'dped', 'pix2pix')]; "
               "np.save(sys.argv[3], m(np.load(sys.argv[2])).numpy())")
@@ -100,7 +98,15 @@ def test_dped_generator_loads_with_plain_keras_in_a_fresh_process(models, tmp_pa
                            str(tmp_path / "y.npy")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), models["dped"](x).numpy(), atol=1e-6)
+    return np.load(tmp_path / "y.npy")
+
+
+def test_dped_generator_loads_with_plain_keras_in_a_fresh_process(models, tmp_path):
+    """A saved DPED generator holds only Keras' own layers: `keras.saving.load_model` reads it in a process
+    that never imports this project."""
+    x = np.random.default_rng(3).random((1, 12, 20, 3), dtype=np.float32)
+    path = save_generator(models["dped"], tmp_path / "g.keras", family="dped")
+    np.testing.assert_allclose(_plain_keras_output(path, x, tmp_path), models["dped"](x).numpy(), atol=1e-6)
 
 
 def test_files_saved_with_the_legacy_instance_norm_still_load(tmp_path):
@@ -135,15 +141,7 @@ def test_pix2pix_generator_saved_by_training_loads_with_plain_keras(tmp_path):
     path = tmp_path / "best_generator.keras"
     Pix2PixRecipe().save_generator(model, SimpleNamespace(task="deblur"), path)
     x = rng.random((1, 16, 24, 3), dtype=np.float32)
-    np.save(tmp_path / "x.npy", x)
-    script = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
-              "assert not [k for k in sys.modules if k.split('.')[0] in ('common', 'dped', 'pix2pix')]; "
-              "np.save(sys.argv[3], m(np.load(sys.argv[2])).numpy())")
-    proc = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"),
-                           str(tmp_path / "y.npy")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(_plain_keras_output(path, x, tmp_path), model(x).numpy(), atol=1e-5)
     loaded = load_for_task(path, "deblur")
     assert identify(loaded) == ("pix2pix", "deblur")
     odd = rng.random((2, 13, 21, 3), dtype=np.float32)
