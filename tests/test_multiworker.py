@@ -19,8 +19,7 @@ from common.errors import PhotoEnhanceError
 from dped import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = ["--batch-size", "4", "--patch-size", "32", "--width", "8", "--blocks", "1", "--no-progress",
-        "--vgg-weights", "missing.h5"]
+TINY = ["--batch-size", "4", "--patch-size", "32", "--width", "8", "--blocks", "1", "--no-progress"]
 
 
 @pytest.mark.parametrize("value, message", [
