@@ -31,6 +31,7 @@ import concurrent.futures
 import dataclasses
 import os
 import pathlib
+import struct
 import typing
 
 import numpy as np
@@ -174,6 +175,21 @@ def _orientation(raw_exif):
         return 1
 
 
+def _png_exif_after_pixels(path):
+    """The bytes of a PNG's eXIf chunk stored after its image data (Pillow's header read stops at the
+    first IDAT), found by jumping from chunk header to chunk header: no pixel data is read."""
+    with open(path, "rb", buffering=0) as fh:  # unbuffered: each jump reads 8 bytes, not a buffer's worth
+        fh.seek(8)
+        while len(header := fh.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                return fh.read(length)
+            if kind == b"IEND":
+                return None
+            fh.seek(length + 4, os.SEEK_CUR)
+    return None
+
+
 def _check_header(path):
     """The `_Checked` of one file: its size if the pipeline can decode it, else the problem."""
     path = pathlib.Path(path)
@@ -188,8 +204,11 @@ def _check_header(path):
             try:
                 with Image.open(fh) as im:
                     fmt, (w, h), mode = im.format, im.size, im.mode
-                    orientation = _orientation(im.info.get("exif"))
+                    raw_exif = im.info.get("exif")
                     tagged = bool(im.info.get("icc_profile"))
+                if fmt == "PNG" and raw_exif is None:
+                    raw_exif = _png_exif_after_pixels(path)
+                orientation = _orientation(raw_exif)
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 if "runcated" in str(exc):
                     return _Checked(problem="truncated file (its header is incomplete)")

@@ -386,3 +386,31 @@ def test_turned_and_icc_tagged_files_train_as_enhance_reads_them(tmp_path, swapp
         np.testing.assert_array_equal(x.numpy(), y.numpy())
     raw = next(iter(data.paired_folder_dataset(tmp_path / "a", tmp_path / "b", 1, validate=False)))
     assert raw[0].shape[1:3] == (16, 24)  # without the scan, TensorFlow's decoders give the stored pixels
+
+
+def _move_exif_after_pixels(path):
+    """Rewrite a PNG with its eXIf chunk just before IEND, where some writers put it."""
+    raw = path.read_bytes()
+    chunks, at = [], 8
+    while at < len(raw):
+        length = int.from_bytes(raw[at:at + 4], "big")
+        chunks.append(raw[at:at + 12 + length])
+        at += 12 + length
+    exif = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    assert len(exif) == 1 and rest[-1][4:8] == b"IEND"
+    path.write_bytes(raw[:8] + b"".join(rest[:-1] + exif + rest[-1:]))
+
+
+def test_png_orientation_stored_after_the_pixels_is_seen_by_the_scan(tmp_path):
+    from PIL import Image
+    stored = np.random.default_rng(0).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "late.png", exif=exif)
+    _move_exif_after_pixels(tmp_path / "late.png")
+    with Image.open(tmp_path / "late.png") as im:
+        assert "exif" not in im.info  # the header read alone does not see it
+    assert read_image(tmp_path / "late.png").shape == (24, 16, 3)
+    good, report = data.scan_images([tmp_path / "late.png"])
+    assert report.sizes == {(24, 16): 1} and report.managed == [str(tmp_path / "late.png")]
