@@ -37,7 +37,8 @@ from common.errors import ImageReadError, PhotoEnhanceError
 from common.export import load_saved_model_signature
 from common.images import collect_image_files
 from common.photo_read import SRGB_PROFILE, read_photo
-from common.photo_write import EXTENSIONS, FORMATS, SIXTEEN_BIT_FORMATS, atomic_output, write_photo
+from common.atomic_files import atomic_output
+from common.photo_write import EXTENSIONS, FORMATS, SIXTEEN_BIT_FORMATS, write_photo
 from common.runtimes import load_artifact
 from common.tiling import machine_memory_bytes, peak_rss_bytes, plan_memory
 

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.atomic_files import atomic_output, write_bytes
 from common.errors import PhotoEnhanceError
 
 FORMATS = ("saved_model", "litert", "onnx")
@@ -120,16 +121,7 @@ def export_saved_model(model, out_dir, *, version=None):
 
 
 def _write_bytes(path, data):
-    path = _free_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_bytes(_free_target(path), data)
 
 
 def photo_batches(images, input_size=None, scale=1.0):
@@ -198,14 +190,8 @@ def export_onnx(model, path, *, input_size=None):
     path = _free_target(path)
     height, width = input_size or (None, None)
     spec = tf.TensorSpec([None, height, width, _channels(model)], tf.float32, name=INPUT_NAME)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        model.export(tmp, format="onnx", input_signature=[spec], verbose=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp:
+        model.export(str(tmp), format="onnx", input_signature=[spec], verbose=False)
     return path
 
 

@@ -15,7 +15,7 @@ import keras
 
 import common.layers  # noqa: F401  (registers the shared custom layers for deserialisation)
 from common.errors import CheckpointError
-from common.photo_write import atomic_output
+from common.atomic_files import atomic_output
 
 FAMILIES = ("dped", "pix2pix")
 RECORD_PREFIX = "photoenhance."
@@ -37,7 +37,6 @@ def save_generator(model, path, *, family, task=None):
     if family == "pix2pix" and not task:
         raise CheckpointError(f"{path}: a pix2pix generator needs its task recorded")
     model.name = record_name(family, task)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         model.save(tmp)
     return path

@@ -1,18 +1,15 @@
 """Writing enhanced photos a photographer accepts, without ever leaving a half-written file.
 
 Every write goes to a temporary file in the destination folder and is renamed over the destination only
-once complete (`atomic_output`), so an interrupted run leaves either the old file or the new one. JPEG,
+once complete (`common.atomic_files.atomic_output`), so an interrupted run leaves either the old file or the new one. JPEG,
 PNG, TIFF and WebP are written with Pillow, carrying the source's EXIF (orientation already reset to 1
 by `common.photo_read`) and ICC profile (pixels converted back from sRGB into an RGB profile they were
 converted out of). Pillow cannot hold 16-bit colour, so 16-bit PNGs are encoded by TensorFlow (with the
 profile and EXIF added as iCCP / eXIf chunks) and 16-bit TIFFs by tifffile (profile only).
 """
-import contextlib
 import io
-import os
 import pathlib
 import struct
-import tempfile
 import zlib
 
 import numpy as np
@@ -20,28 +17,13 @@ import tensorflow as tf
 import tifffile
 from PIL import Image, ImageCms
 
+from common.atomic_files import atomic_output
 from common.errors import PhotoEnhanceError
 from common.photo_read import SRGB_PROFILE
 
 FORMATS = {"jpg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WEBP"}
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside `path`; on success rename it to `path`, on any failure remove it."""
-    path = pathlib.Path(path)
-    suffixes = "".join(path.suffixes)  # kept whole: Keras insists on names ending in .weights.h5
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:len(path.name) - len(suffixes)]}.", suffix=f".tmp{suffixes}",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        yield pathlib.Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_photo(path, pixels, fmt, *, quality=95, exif=None, icc=None, from_srgb=False):

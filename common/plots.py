@@ -2,7 +2,7 @@
 
 Every function builds a matplotlib `Figure` without touching pyplot's global state (so it works under
 the Agg backend, in scripts, tests and notebooks alike), returns it, and writes a PNG when `save_to`
-is given. Images may be uint8 `[0, 255]` or float `[0, 1]` (floats are clipped).
+is given (atomically, `common.atomic_files`). Images may be uint8 `[0, 255]` or float `[0, 1]` (floats are clipped).
 """
 import json
 import math
@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from common.atomic_files import atomic_output
 from common.errors import DataLayoutError, PhotoEnhanceError
 from common.images import images_in, read_image, to_uint8
 
@@ -27,11 +28,11 @@ _EXPOSURE_LUMA = np.array([0.27, 0.67, 0.06], np.float64)
 EXPOSURE_FEATURES = ("luminance", "contrast", "saturation")
 
 
-def _finish(fig, save_to):
+def _finish(fig, save_to, **savefig):
+    """Write `fig` to `save_to` (whole or not at all, its format from the suffix) when given; return it."""
     if save_to is not None:
-        path = pathlib.Path(save_to)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        with atomic_output(save_to) as tmp:
+            fig.savefig(tmp, format=pathlib.Path(save_to).suffix[1:] or "png", **savefig)
     return fig
 
 
@@ -222,11 +223,7 @@ def side_by_side(before, after, titles=("before", "after"), dpi=100, title_px=28
         fig.text((left + w / 2) / width, 1 - (title_px / 2) / height, title, ha="center", va="center",
                  fontsize=max(8, title_px * 0.45 * 72 / dpi))
         left += w + gap_px
-    if save_to is not None:
-        path = pathlib.Path(save_to)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
-    return fig
+    return _finish(fig, save_to, dpi=dpi)
 
 
 # ----------------------------------------------------------------------------- exposure statistics

@@ -22,7 +22,7 @@ import sys
 import time
 
 from common.errors import PhotoEnhanceError
-from common.training import atomic_write_text
+from common.atomic_files import write_text
 
 LOCK_FILE = "run.lock"
 CONFIG_FILE = "config.json"
@@ -121,7 +121,7 @@ class RunFolder:
             raise PhotoEnhanceError(f"{path}: unreadable run settings ({exc}); move it away to start afresh") from None
 
     def write_config(self, record):
-        atomic_write_text(self.path / CONFIG_FILE, json.dumps(record, indent=2, default=str))
+        write_text(self.path / CONFIG_FILE, json.dumps(record, indent=2, default=str), fsync=True)
 
     def write_json(self, name, record):
-        atomic_write_text(self.path / name, json.dumps(record, indent=2, default=float))
+        write_text(self.path / name, json.dumps(record, indent=2, default=float), fsync=True)

@@ -36,11 +36,9 @@ Model hooks the callbacks use: `ValidationCallback` calls `model.enhance(x)` (th
 import importlib.util
 import json
 import math
-import os
 import pathlib
 import re
 import statistics
-import tempfile
 import time
 import warnings
 import zipfile
@@ -51,6 +49,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from common import cluster, metrics
+from common.atomic_files import atomic_output
 from common.errors import CheckpointError, TrainingDiverged
 
 HISTORY_FILE = "history.jsonl"
@@ -179,23 +178,8 @@ def _variable_value(v):
 
 def _atomic_write(path, write):
     """Call `write(file_object)` on a temporary file beside `path`, fsync it and rename it over `path`."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    """Write `text` to `path` through a temporary file and a rename."""
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    with atomic_output(path, fsync=True) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def read_json(path):

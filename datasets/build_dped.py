@@ -42,7 +42,7 @@ from common.cli import console_script
 from common.data import DSLR
 from common.errors import DataLayoutError, ImageReadError, PhotoEnhanceError
 from common.images import images_in, read_image, write_image
-from common.photo_write import atomic_output
+from common.atomic_files import write_bytes
 from datasets import alignment
 
 _VERSION = 2  # 2: photos colour-managed to sRGB before alignment
@@ -282,15 +282,7 @@ def draw_preview(phone, outlines, path):
         draw.rectangle(box, outline=COLOURS[status], width=max(1, round(2 * factor)))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90, subsampling=0)  # 4:4:4 keeps thin outlines' colours
-    _atomic_write(path, buffer.getvalue())
-
-
-def _atomic_write(path, data):
-    """Write `data` to `path` through a temporary file beside it (`common.photo_write.atomic_output`)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------------------------------ cache per pair
@@ -422,7 +414,7 @@ def publish(dataset_dir, phone, results, ranges):
         if final.exists():
             os.replace(final, old / final.name)
         os.replace(tmp / final.name, final)
-    _atomic_write(done, json.dumps(manifest).encode())
+    write_bytes(done, json.dumps(manifest).encode())
     shutil.rmtree(old)
     shutil.rmtree(tmp)
     return True
@@ -469,11 +461,11 @@ def build_dataset(phone_dir, dslr_dir, out, phone, *, settings=Settings(), test_
         ranges = assign_indices(usable, split_photos([r["key"] for r in usable], test_fraction, settings.seed))
     report = _report(phone_dir, dslr_dir, dataset_dir, settings, test_fraction, results, skipped, ranges)
     if len(usable) < 2:
-        _atomic_write(dataset_dir / "build_report.json", json.dumps(report, indent=1).encode())
+        write_bytes(dataset_dir / "build_report.json", json.dumps(report, indent=1).encode())
         raise DataLayoutError(f"only {len(usable)} photo pair(s) gave patches; need at least 2 (train and test). "
                               f"See {dataset_dir / 'build_report.json'} for why the others were skipped")
     report["published"] = publish(dataset_dir, phone, usable, ranges)
-    _atomic_write(dataset_dir / "build_report.json", json.dumps(report, indent=1).encode())
+    write_bytes(dataset_dir / "build_report.json", json.dumps(report, indent=1).encode())
     return report
 
 

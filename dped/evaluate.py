@@ -20,6 +20,7 @@ import pathlib
 import numpy as np
 from tqdm import tqdm
 
+from common.atomic_files import write_text
 from common.cli import console_script
 from common.data import dped_folders, paired_files
 from common.enhance_cli import add_source_flags, chosen_source, quiet_native_logs
@@ -90,18 +91,18 @@ def _fmt(value):
 
 
 def write_report(out_dir, result, per_image, examples, meta):
-    """metrics.json (means, per-image values, settings), metrics.md (a table) and examples.png."""
+    """metrics.json (means, per-image values, settings), metrics.md (a table) and examples.png, each
+    written whole or not at all."""
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**meta, "conventions": {k: label for k, label in ROWS}, **result, "per_image": per_image}
-    (out_dir / "metrics.json").write_text(json.dumps(payload, indent=2))
+    write_text(out_dir / "metrics.json", json.dumps(payload, indent=2))
     lines = [f"# DPED evaluation: {meta['phone']} vs DSLR ({result['enhanced']['n_images']} pairs)", "",
              f"Model: `{meta['model']}`. Test data: `{meta['test_dir']}`. "
              f"Identical phone/DSLR pairs (PSNR = inf, left out of PSNR means): {result['phone']['n_identical']}.",
              "", "| metric | phone photo | enhanced |", "|---|---|---|"]
     for key, label in ROWS:
         lines.append(f"| {label} | {_fmt(result['phone'].get(key))} | {_fmt(result['enhanced'].get(key))} |")
-    (out_dir / "metrics.md").write_text("\n".join(lines) + "\n")
+    write_text(out_dir / "metrics.md", "\n".join(lines) + "\n")
     if examples:
         import matplotlib
 

@@ -12,7 +12,7 @@ import keras
 from common import generators
 from common.errors import CheckpointError
 from common.layers import instance_norm, load_weights_of_either_norm
-from common.photo_write import atomic_output
+from common.atomic_files import atomic_output
 
 DPED_EPSILON = 1e-3
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
@@ -109,7 +109,6 @@ def save_generator(model, path):
         return generators.save_generator(model, path, family="dped")
     if not path.name.endswith(".weights.h5"):
         raise CheckpointError(f"{path}: generator files must end in .keras or .weights.h5")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         model.save_weights(tmp)
     return path

@@ -11,13 +11,12 @@ intersections with the targets, for: the model, the model followed by the task's
 (`pix2pix.baselines`). Outputs are clipped to [0, 1]; models with a linear (HDR) output are compared
 after the tone map `x / (1 + x)`. Also writes `examples.png` (input | output | baseline | target) and
 every image under `pairs/{input,output,baseline,target}/<name>.png` (linear outputs also as `.hdr`).
-Every file is written to a temporary name first and renamed into place. The task options (`--tau`,
+Every file is written whole or not at all (`common.atomic_files`). The task options (`--tau`,
 `--phone`, ...) are the training settings of the same name; a task refuses those it does not read.
 """
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -25,6 +24,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from common import plots
+from common.atomic_files import write_text
 from common.cli import console_script
 from common.config import add_flags, given, setting
 from common.errors import PhotoEnhanceError
@@ -131,29 +131,19 @@ def evaluate(model, task, settings, pairs, *, progress=True):
     return results, images
 
 
-def _replace_into(path, write):
-    """`write(temporary path)` beside `path` (same suffix), then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def _write_images(out, settings, images, n_examples):
+    """Every scored image under `pairs/<role>/<name>.png` (and `.hdr` for linear outputs), and the figure."""
     linear = settings.target_range == "linear"
     show = _view(settings)
     for name, x, output, baseline, y in images:
-        _replace_into(out / "pairs" / "input" / f"{name}.png", lambda p: write_image(p, x))
+        write_image(out / "pairs" / "input" / f"{name}.png", x)
         for folder, image in (("output", output), ("baseline", baseline), ("target", y)):
-            _replace_into(out / "pairs" / folder / f"{name}.png", lambda p, image=image: write_image(p, show(image)))
+            write_image(out / "pairs" / folder / f"{name}.png", show(image))
             if linear:
-                _replace_into(out / "pairs" / folder / f"{name}.hdr",
-                              lambda p, image=image: write_radiance(p, np.maximum(image, 0.0)))
+                write_radiance(out / "pairs" / folder / f"{name}.hdr", np.maximum(image, 0.0))
     rows = [(x, show(output), show(baseline), show(y)) for _, x, output, baseline, y in images[:n_examples]]
     if rows:
-        _replace_into(out / "examples.png", lambda p: plots.image_grid(
-            rows, titles=("input", "output", "baseline", "target"), save_to=p))
+        plots.image_grid(rows, titles=("input", "output", "baseline", "target"), save_to=out / "examples.png")
 
 
 def _settings(args, task):
@@ -191,8 +181,8 @@ def main(argv=None):
               "metric_space": "tone map x/(1+x)" if settings.target_range == "linear" else "clipped [0, 1]",
               "results": results, "reported_by_seed": task.reported}
     table = _markdown(results, len(pairs))
-    _replace_into(out / "metrics.json", lambda p: p.write_text(json.dumps(report, indent=2)))
-    _replace_into(out / "metrics.md", lambda p: p.write_text(table))
+    write_text(out / "metrics.json", json.dumps(report, indent=2))
+    write_text(out / "metrics.md", table)
     _write_images(out, settings, images, args.examples)
     print(table)
     return report

@@ -10,6 +10,7 @@ import pathlib
 import imageio.v3 as iio
 import numpy as np
 
+from common.atomic_files import write_bytes
 from common.errors import ImageReadError
 
 HDR_EXTENSIONS = (".hdr", ".exr")
@@ -104,15 +105,13 @@ def read_radiance(path):
 
 
 def write_radiance(path, image):
-    """Write float RGB `H x W x 3` (values >= 0) as an uncompressed Radiance `.hdr` file."""
+    """Write float RGB `H x W x 3` (values >= 0) as an uncompressed Radiance `.hdr` file, whole or not at all."""
     path = pathlib.Path(path)
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"write_radiance expects H x W x 3, got {image.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {image.shape[0]} +X {image.shape[1]}\n".encode()
-    path.write_bytes(header + _float_to_rgbe(image).tobytes())
-    return path
+    return write_bytes(path, header + _float_to_rgbe(image).tobytes())
 
 
 def read_hdr(path):

@@ -147,7 +147,7 @@ def test_evaluate_scores_a_generator_on_paired_data(paired_dir, tmp_path):
     assert results["input"] == {**results["baseline"]}  # the paired baseline is the input itself
     assert json.loads((out / "metrics.json").read_text())["results"] == results
     assert sorted(p.name for p in (out / "pairs" / "output").iterdir()) == ["test0.png", "test1.png", "test2.png"]
-    assert not list(out.rglob(".*partial*"))
+    assert not list(out.rglob(".*.tmp*"))  # no temporary file left
     with pytest.raises(SystemExit) as exc:
         run_cli(evaluate_cli.main, ["--task", "paired", "--data-dir", str(paired_dir), "--weights", str(weights),
                                     "--out", str(out), "--tau", "0.7"])
