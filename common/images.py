@@ -61,9 +61,8 @@ def read_image(path):
 
 def write_image(path, image):
     """Atomically write a uint8 (or [0,1] float) RGB image; the format follows the extension. Creates
-    parent folders."""
+    parent folders (`common.atomic_files`)."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise PhotoEnhanceError(f"{path}: unknown image extension {path.suffix!r}")

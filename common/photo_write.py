@@ -1,7 +1,7 @@
 """Writing enhanced photos a photographer accepts, without ever leaving a half-written file.
 
 Every write goes to a temporary file in the destination folder and is renamed over the destination only
-once complete (`common.atomic_files.atomic_output`), so an interrupted run leaves either the old file or the new one. JPEG,
+once complete (`common.atomic_files`), so an interrupted run leaves either the old file or the new one. JPEG,
 PNG, TIFF and WebP are written with Pillow, carrying the source's EXIF (orientation already reset to 1
 by `common.photo_read`) and ICC profile (pixels converted back from sRGB into an RGB profile they were
 converted out of). Pillow cannot hold 16-bit colour, so 16-bit PNGs are encoded by TensorFlow (with the
